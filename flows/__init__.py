@@ -1,0 +1,1 @@
+"""Prefect flows (the DAG of a study) and the command line that starts them."""

@@ -1,0 +1,39 @@
+"""Loading models and tokenizers by hub id or local path, and saving them as HF checkpoints."""
+
+from pathlib import Path
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = False, device: str | None = None):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
+    return model.to(device or default_device()).eval()
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_model_source(path: str) -> str | None:
+    """A problem with a model path, or None. Local dirs must hold a config; anything else is a hub id."""
+    p = Path(path)
+    if p.is_dir():
+        return None if (p / "config.json").exists() else f"{path}: directory has no config.json"
+    if path.startswith((".", "/", "~")) or p.suffix:
+        return f"{path}: no such local model directory"
+    if path.count("/") != 1:
+        return f"{path}: not a local directory and not a hub id of the form 'org/name'"
+    return None

@@ -1,0 +1,52 @@
+"""Result tables read back from the store with DuckDB."""
+
+from ftscope.store import Store
+
+
+def accuracy_table(store: Store, split: str = "id_test", study: str | None = None) -> str:
+    """Accuracy (%) on a test split, rows = model/method/train level, columns = sample count."""
+    where = f"AND c.study = '{study}'" if study else ""
+    rows = store.sql(f"""
+        WITH latest AS (SELECT * FROM cells QUALIFY row_number() OVER (PARTITION BY cell_id ORDER BY finished_at DESC) = 1)
+        SELECT c.model, c.method, c.level, c.n_samples, avg(m.accuracy) * 100 AS acc
+        FROM latest c JOIN metrics m USING (cell_id)
+        WHERE c.status = 'done' AND m.split = '{split}' AND m.test_level = -1 {where}
+        GROUP BY ALL ORDER BY ALL""").fetchall()
+    if not rows:
+        return f"(no finished cells with {split} metrics)"
+    counts = sorted({r[3] for r in rows})
+    table: dict[tuple, dict[int, float]] = {}
+    for model, method, level, n, acc in rows:
+        table.setdefault((model, method, level), {})[n] = acc
+    head = f"{'model':<16}{'method':<8}{'level':<7}" + "".join(f"{'n=' + str(n):>9}" for n in counts)
+    lines = [f"accuracy (%) on {split}, by train level x sample count", head, "-" * len(head)]
+    for (model, method, level), accs in table.items():
+        cells = "".join(f"{accs[n]:>9.1f}" if n in accs else f"{'-':>9}" for n in counts)
+        lines.append(f"{model:<16}{method:<8}{level:<7}" + cells)
+    return "\n".join(lines)
+
+
+def mastery_summary(store: Store) -> str:
+    """Mastery-level counts per model: how the scored items spread over the five levels."""
+    rows = store.sql("""SELECT model, domain, split, level, count(*) FROM mastery GROUP BY ALL ORDER BY ALL""").fetchall()
+    out: dict[tuple, dict[int, int]] = {}
+    for model, domain, split, level, n in rows:
+        out.setdefault((model, domain, split), {})[level] = n
+    lines = ["items per mastery level (0..4)"]
+    for (model, domain, split), c in out.items():
+        lines.append(f"  {model} {domain}/{split}: " + " ".join(str(c.get(lvl, 0)) for lvl in range(5)))
+    return "\n".join(lines)
+
+
+def status_table(store: Store) -> tuple[str, dict[str, int]]:
+    """Every planned cell with its state: done, failed (with reason) or missing."""
+    latest = store.latest_cells()
+    lines, counts = [], {"done": 0, "failed": 0, "missing": 0}
+    for row in store.read("plan").to_pylist():
+        cell = latest.get(row["cell_id"])
+        state = cell["status"] if cell else "missing"
+        counts[state] = counts.get(state, 0) + 1
+        why = f"  {cell['error']}" if cell and cell["status"] == "failed" else ""
+        lines.append(f"{state:<8}{row['cell_id']}  {row['label']}{why}")
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items())
+    return "\n".join(lines + [summary]), counts

@@ -1,0 +1,86 @@
+"""The embedded default model: a word-level tokenizer and a small Llama pretrained on the sandbox
+corpus on the CPU, saved as a normal HF checkpoint and cached by a fingerprint of its inputs."""
+
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+
+from ftscope.config import SandboxModel
+from ftscope.data.prepare import StudyData
+from ftscope.data.relations import RELATIONS
+from ftscope.fingerprint import fingerprint
+
+log = logging.getLogger(__name__)
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+
+def build_tokenizer(texts):
+    """Word-level: words, single punctuation marks and newlines are tokens; spaces are dropped."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"[ \t]+"), behavior="removed"),
+        pre_tokenizers.Split(Regex(r"\n|\w+|[^\w\s]"), behavior="isolated")])
+    tok.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=SPECIALS, min_frequency=1))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>",
+                                   eos_token="</s>", unk_token="<unk>")
+
+
+def _vocabulary_texts(data: StudyData):
+    """Every string the model may see: corpus, every phrasing of every scored question, answers."""
+    yield from data.documents
+    for it in data.items:
+        for q in RELATIONS[it["relation"]].questions:
+            yield q.format(s=it["subject"])
+        yield from it["answers"]
+    yield "Question: Answer: Quick question: Answer briefly:"
+
+
+def sandbox_model_dir(spec: SandboxModel, data: StudyData, cache_dir: str) -> Path:
+    return Path(cache_dir) / "models" / f"sandbox-{fingerprint([spec.model_dump(), data.fingerprint])}"
+
+
+def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str) -> str:
+    """Pretrain (or reuse) the sandbox base model; returns its checkpoint directory."""
+    out = sandbox_model_dir(spec, data, cache_dir)
+    if (out / "config.json").exists():
+        return str(out)
+    from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
+
+    torch.manual_seed(spec.seed)
+    tok = build_tokenizer(_vocabulary_texts(data))
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=spec.hidden_size, num_hidden_layers=spec.layers,
+                         num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
+                         intermediate_size=spec.intermediate_size, max_position_embeddings=512,
+                         tie_word_embeddings=True, pad_token_id=tok.pad_token_id,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    model = LlamaForCausalLM(config)
+    blocks = _pack(tok, data.documents, spec.block_size)
+    log.info("pretraining sandbox model: %.2fM parameters, %d blocks of %d tokens, %d epochs",
+             model.num_parameters() / 1e6, len(blocks), spec.block_size, spec.epochs)
+    tmp = out.with_name(out.name + ".tmp")
+    args = TrainingArguments(
+        output_dir=str(tmp / "trainer"), num_train_epochs=spec.epochs, per_device_train_batch_size=spec.batch_size,
+        learning_rate=spec.lr, lr_scheduler_type="cosine", warmup_steps=0.1, weight_decay=0.01,
+        logging_steps=50, save_strategy="no", report_to=[], seed=spec.seed, use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0)
+    Trainer(model=model, args=args, train_dataset=[{"input_ids": b, "labels": b} for b in blocks]).train()
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    shutil.rmtree(tmp / "trainer", ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return str(out)
+
+
+def _pack(tok, documents: list[str], block_size: int) -> list[torch.Tensor]:
+    """Concatenate documents separated by EOS and cut into equal blocks (standard LM packing)."""
+    ids: list[int] = []
+    for enc in tok(documents, add_special_tokens=False)["input_ids"]:
+        ids += enc + [tok.eos_token_id]
+    n = len(ids) // block_size
+    return list(torch.tensor(ids[: n * block_size]).view(n, block_size))

@@ -1,0 +1,49 @@
+"""`ftscope validate`: every problem with a study config, found before anything expensive runs."""
+
+from pathlib import Path
+
+from ftscope.config import ConfigError, StudyConfig, load_config
+from ftscope.grid import capacity_problems, expand_grid
+from ftscope.models import check_model_source
+
+
+def validate(path: str, results_dir: str | None = None) -> tuple[StudyConfig | None, list[str], list[str]]:
+    """(config, problems, notes). Problems make the config unrunnable; notes are for information."""
+    try:
+        cfg = load_config(path, {"results_dir": results_dir} if results_dir else None)
+    except ConfigError as e:
+        return None, e.problems, []
+    problems, notes = [], [f"grid: {len(expand_grid(cfg))} cells ({len(cfg.models)} models x "
+                           f"{len(cfg.grid.levels)} levels x {len(cfg.grid.sample_counts)} sample counts x "
+                           f"{len(cfg.grid.methods)} methods x {len(cfg.grid.seeds)} seeds)"]
+    for m in cfg.models:
+        if m.path and (problem := check_model_source(m.path)):
+            problems.append(f"models.{m.name}.path: {problem}")
+    if cfg.data.source == "entityquestions" and not Path(cfg.data.path).exists() and cfg.data.path.count("/") != 1:
+        problems.append(f"data.path: {cfg.data.path} is neither a local directory nor a dataset id 'org/name'")
+    problems += _capacity(cfg, notes)
+    return cfg, problems, notes
+
+
+def _capacity(cfg: StudyConfig, notes: list[str]) -> list[str]:
+    """Exact per-level check when mastery was already scored; otherwise a bound from the data size."""
+    from ftscope.store import Store
+
+    store = Store(cfg.results_dir)
+    mastery = store.read("mastery")
+    problems = []
+    for m in cfg.models:
+        rows = [r for r in mastery.to_pylist() if r["model"] == m.name]
+        if rows:
+            items = [{"item_id": r["item_id"], "split": r["split"], "domain": r["domain"]} for r in rows]
+            levels = {r["item_id"]: r["level"] for r in rows}
+            problems += [f"model {m.name}: {p}" for p in capacity_problems(cfg, items, levels)]
+        else:
+            notes.append(f"model {m.name}: mastery not scored yet; levels are checked again right after scoring")
+    if cfg.data.source == "sandbox":
+        w = cfg.data.sandbox
+        n_train = int(w.facts_per_id_relation * len(cfg.data.id_relations) * (1 - w.test_fraction))
+        if n_train < max(cfg.grid.sample_counts):
+            problems.append(f"data.sandbox: about {n_train} ID training facts in all, fewer than the largest "
+                            f"sample count {max(cfg.grid.sample_counts)}; raise facts_per_id_relation")
+    return problems

@@ -1,0 +1,32 @@
+"""Tasks of a study. The store is the cache (cells already done are skipped by the flow), so Prefect's
+own input-hash caching is off: hashing a dataset on every call would cost more than it saves."""
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from ftscope.cell import CellContext, run_cell
+from ftscope.config import StudyConfig
+from ftscope.data.prepare import StudyData, prepare_data
+from ftscope.grid import Cell
+from ftscope.store import Store
+from ftscope.study import base_model_path, ensure_mastery, model_config
+
+
+@task(name="prepare-data", cache_policy=NO_CACHE)
+def prepare_data_task(cfg: StudyConfig) -> StudyData:
+    return prepare_data(cfg.data, cfg.cache_dir)
+
+
+@task(name="base-model", cache_policy=NO_CACHE, task_run_name="base-model {name}")
+def base_model_task(cfg: StudyConfig, name: str, data: StudyData) -> str:
+    return base_model_path(cfg, model_config(cfg, name), data)
+
+
+@task(name="mastery", cache_policy=NO_CACHE, task_run_name="mastery {name}")
+def mastery_task(cfg: StudyConfig, name: str, base_path: str, data: StudyData) -> dict[str, int]:
+    return ensure_mastery(cfg, model_config(cfg, name), base_path, data, Store(cfg.results_dir))
+
+
+@task(name="cell", cache_policy=NO_CACHE, task_run_name="cell {label}")
+def cell_task(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, label: str) -> dict:
+    return run_cell(cfg, cell, cid, ctx, Store(cfg.results_dir))

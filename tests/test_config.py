@@ -1,0 +1,64 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from ftscope.config import load_config
+from ftscope.grid import Cell, cell_id, expand_grid
+from ftscope.validate import validate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write(tmp_path, **over):
+    raw = yaml.safe_load((ROOT / "configs/smoke.yaml").read_text())
+    raw.update(over)
+    raw["results_dir"] = str(tmp_path / "res")
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    return p
+
+
+def test_shipped_configs_parse():
+    for name in ("smoke", "demo", "paper-k"):
+        cfg = load_config(ROOT / "configs" / f"{name}.yaml")
+        assert expand_grid(cfg)
+
+
+def test_validate_lists_every_problem(tmp_path):
+    p = _write(tmp_path, grid={"levels": [0, 7], "sample_counts": [0], "methods": ["magic"]},
+               models=[{"name": "m", "path": "./no/such/dir"}], train={"lr": -1})
+    cfg, problems, _ = validate(str(p))
+    assert cfg is None
+    text = "\n".join(problems)
+    for field in ("grid.levels", "grid.sample_counts", "grid.methods", "train.lr"):
+        assert field in text, text
+
+
+def test_validate_catches_missing_model_and_too_small_data(tmp_path):
+    p = _write(tmp_path, models=[{"name": "m", "path": str(tmp_path / "missing")}],
+               grid={"levels": [0], "sample_counts": [5000]})
+    cfg, problems, notes = validate(str(p))
+    assert any("no such local model directory" in x for x in problems)
+    assert any("fewer than the largest sample count" in x for x in problems)
+    assert any("grid: 1 cells" in n for n in notes)
+
+
+def test_cli_validate_exits_nonzero_with_reasons(tmp_path):
+    p = _write(tmp_path, train={"epochs": 0})
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "validate", str(p)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "train.epochs" in r.stderr
+    ok = subprocess.run([sys.executable, "-m", "flows.cli", "validate", str(ROOT / "configs/smoke.yaml")],
+                        capture_output=True, text=True, cwd=ROOT)
+    assert ok.returncode == 0 and "grid: 4 cells" in ok.stdout
+
+
+def test_cell_id_is_stable_and_sensitive(tmp_path):
+    cfg = load_config(_write(tmp_path))
+    c = Cell("sandbox-tiny", "0", 8, "sft", 0)
+    assert cell_id(cfg, c, "d", "m") == cell_id(cfg, c, "d", "m")
+    assert cell_id(cfg, c, "d", "m") != cell_id(cfg, c, "d2", "m")
+    assert cell_id(cfg, c, "d", "m") != cell_id(cfg, Cell("sandbox-tiny", "0", 16, "sft", 0), "d", "m")
+    cfg2 = cfg.model_copy(update={"study": "renamed"})
+    assert cell_id(cfg, c, "d", "m") == cell_id(cfg2, c, "d", "m")
