@@ -28,14 +28,11 @@ def cmd_validate(args) -> int:
 def cmd_run(args) -> int:
     cfg = _validate_or_exit(args.config, args.results)
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "ftscope")
-    from prefect.task_runners import ThreadPoolTaskRunner
-
     from flows.study_k import study_k
     from ftscope.report import accuracy_table, mastery_summary
     from ftscope.store import Store
 
-    flow = study_k.with_options(task_runner=ThreadPoolTaskRunner(max_workers=cfg.workers))
-    state = flow(config_path=args.config, results_dir=args.results, return_state=True)
+    state = study_k(config_path=args.config, results_dir=args.results, return_state=True)
     store = Store(cfg.results_dir)
     print()
     print(mastery_summary(store))

@@ -32,12 +32,14 @@ def study_k(config_path: str, results_dir: str | None = None):
     todo = pending(cells, store)
     log.info("%d cells in the grid, %d already done, %d to run", len(cells), len(cells) - len(todo), len(todo))
     contexts = {name: CellContext(data.items, base[name], levels[name]) for name in base}
-    futures = [(cell, cell_task.submit(cfg, cell, cid, contexts[cell.model], cell.label)) for cell, cid in todo]
     failed = []
-    for cell, fut in futures:
-        fut.wait()
-        if not fut.state.is_completed():
-            failed.append(f"{cell.label}: {fut.state.message}")
+    for start in range(0, len(todo), cfg.workers):  # at most `workers` cells at once on this machine
+        batch = [(cell, cell_task.submit(cfg, cell, cid, contexts[cell.model], cell.label))
+                 for cell, cid in todo[start:start + cfg.workers]]
+        for cell, fut in batch:
+            fut.wait()
+            if not fut.state.is_completed():
+                failed.append(f"{cell.label}: {fut.state.message}")
 
     report = accuracy_table(store, "id_test", cfg.study)
     log.info("\n%s", report)

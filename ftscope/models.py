@@ -1,9 +1,11 @@
 """Loading models and tokenizers by hub id or local path, and saving them as HF checkpoints."""
 
+import threading
 from pathlib import Path
 
 import torch
 
+_LOAD_LOCK = threading.Lock()  # from_pretrained's meta-device init is not thread-safe
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -18,8 +20,11 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
 
 def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = False, device: str | None = None):
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
+    hf_logging.disable_progress_bar()
+    with _LOAD_LOCK:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
     return model.to(device or default_device()).eval()
 
 

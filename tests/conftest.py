@@ -26,3 +26,42 @@ def tiny_llama(tmp_path_factory):
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A throwaway Prefect API (temporary database) for the flow tests of this session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield
+
+
+@pytest.fixture(scope="session")
+def smoke_config(tmp_path_factory):
+    """configs/smoke.yaml with results, artifacts and the model cache in this session's temp dir."""
+    from pathlib import Path
+
+    import yaml
+
+    root = tmp_path_factory.mktemp("smoke")
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/smoke.yaml").read_text())
+    raw.update(results_dir=str(root / "results"), artifacts_dir=str(root / "artifacts"), cache_dir=str(root / "cache"))
+    path = root / "smoke.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def smoke_base(smoke_config):
+    """(config, data, base checkpoint path, mastery levels) of the smoke study, built once per session."""
+    from ftscope.config import load_config
+    from ftscope.data.prepare import prepare_data
+    from ftscope.store import Store
+    from ftscope.study import base_model_path, ensure_mastery
+
+    cfg = load_config(smoke_config)
+    data = prepare_data(cfg.data, cfg.cache_dir)
+    base = base_model_path(cfg, cfg.models[0], data)
+    levels = ensure_mastery(cfg, cfg.models[0], base, data, Store(cfg.results_dir))
+    return cfg, data, base, levels
