@@ -136,10 +136,37 @@ class EvalConfig(_Strict):
     batch_size: int = Field(128, gt=0)
 
 
+class KLConfig(_Strict):
+    """Token-level KL: KL(p_ft || p_base) ('ft_base') or KL(p_base || p_ft) ('base_ft'), at the
+    positions that predict answer tokens ('answer'), only the first one, or every position."""
+    direction: Literal["ft_base", "base_ft"] = "ft_base"
+    positions: Literal["answer", "first_answer", "all"] = "answer"
+    batch_size: int = Field(32, gt=0)
+
+
+class ParamsConfig(_Strict):
+    """Parameter change: region of the model, relative or absolute change."""
+    region: Literal["transformer", "attention", "mlp", "all"] = "transformer"
+    measure: Literal["relative", "absolute"] = "relative"
+
+
+class RestoreConfig(_Strict):
+    """Restoration of an SFT cell's most-changed parameters (method `restore`)."""
+    k_percent: list[float] = Field(default_factory=lambda: [1, 3, 5, 10, 20, 40, 60])
+    strategies: list[Literal["top", "bottom", "random"]] = Field(default_factory=lambda: ["top"])
+
+    @field_validator("k_percent")
+    @classmethod
+    def _percent(cls, v):
+        if not v or any(not 0 < k <= 100 for k in v):
+            raise ValueError("k_percent must be a non-empty list of percentages in (0, 100]")
+        return v
+
+
 class GridConfig(_Strict):
     levels: list[Level] = Field(default_factory=lambda: [0, 1, 2, 3, 4, "mixed"])
     sample_counts: list[int] = Field(default_factory=lambda: [60, 120, 240, 480, 960, 1920])
-    methods: list[Literal["sft", "lora"]] = Field(default_factory=lambda: ["sft"])
+    methods: list[Literal["sft", "lora", "restore"]] = Field(default_factory=lambda: ["sft"])
     seeds: list[int] = Field(default_factory=lambda: [0])
 
     @field_validator("sample_counts")
@@ -163,6 +190,9 @@ class StudyConfig(_Strict):
     grid: GridConfig = Field(default_factory=GridConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    kl: KLConfig = Field(default_factory=KLConfig)
+    params: ParamsConfig = Field(default_factory=ParamsConfig)
+    restore: RestoreConfig = Field(default_factory=RestoreConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
     @model_validator(mode="after")

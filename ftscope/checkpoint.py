@@ -1,0 +1,91 @@
+"""Reading and writing HF safetensors checkpoints one tensor at a time (never a whole model)."""
+
+import json
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+INDEX = "model.safetensors.index.json"
+
+
+def checkpoint_dir(path: str) -> Path:
+    """A local checkpoint directory for a local path or a hub id (from the local HF cache)."""
+    if Path(path).is_dir():
+        return Path(path)
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(path, allow_patterns=["*.json", "*.safetensors"]))
+
+
+def shard_files(ckpt: Path) -> list[Path]:
+    if (ckpt / INDEX).exists():
+        weight_map = json.loads((ckpt / INDEX).read_text())["weight_map"]
+        return [ckpt / f for f in sorted(set(weight_map.values()))]
+    files = sorted(ckpt.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{ckpt}: no safetensors files")
+    return files
+
+
+def tensor_names(ckpt: Path) -> dict[str, Path]:
+    """Tensor name -> the shard that holds it."""
+    out = {}
+    for f in shard_files(ckpt):
+        with safe_open(f, "pt") as h:
+            out.update({k: f for k in h.keys()})
+    return out
+
+
+def iter_pairs(base: Path, ft: Path, names: list[str]) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, base tensor, fine-tuned tensor), loaded lazily one pair at a time, in their stored dtype."""
+    base_map, ft_map = tensor_names(base), tensor_names(ft)
+    for name in names:
+        with safe_open(base_map[name], "pt") as hb, safe_open(ft_map[name], "pt") as hf:
+            yield name, hb.get_tensor(name), hf.get_tensor(name)
+
+
+def numel(ckpt: Path, names: list[str]) -> int:
+    """Element count of the named tensors, read from the shard headers alone."""
+    where, n = tensor_names(ckpt), 0
+    for name in names:
+        with safe_open(where[name], "pt") as h:
+            n += math.prod(h.get_slice(name).get_shape())
+    return n
+
+
+class ShardWriter:
+    """Writes tensors into shards of at most `max_bytes` plus an index, like save_pretrained does."""
+
+    def __init__(self, out: Path, max_bytes: int = 1 << 30):
+        self.out, self.max_bytes = out, max_bytes
+        self.buf: dict[str, torch.Tensor] = {}
+        self.size, self.files, self.weight_map = 0, [], {}
+        out.mkdir(parents=True, exist_ok=True)
+
+    def add(self, name: str, tensor: torch.Tensor) -> None:
+        nbytes = tensor.numel() * tensor.element_size()
+        if self.buf and self.size + nbytes > self.max_bytes:
+            self._flush()
+        self.buf[name] = tensor.contiguous()
+        self.size += nbytes
+
+    def _flush(self) -> None:
+        name = f"model-{len(self.files) + 1:05d}.safetensors"
+        save_file(self.buf, str(self.out / name), metadata={"format": "pt"})
+        self.weight_map.update({k: name for k in self.buf})
+        self.files.append(name)
+        self.buf, self.size = {}, 0
+
+    def close(self, source: Path) -> None:
+        """Flush, write the index, and copy config and tokenizer files from `source`."""
+        if self.buf:
+            self._flush()
+        (self.out / INDEX).write_text(json.dumps({"metadata": {}, "weight_map": self.weight_map}, indent=1))
+        for f in source.iterdir():
+            if f.is_file() and not f.name.endswith(".safetensors") and f.name != INDEX:
+                shutil.copy2(f, self.out / f.name)

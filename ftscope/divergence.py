@@ -1,0 +1,76 @@
+"""Token-level KL of Study K between a fine-tuned and the base model's next-token distributions,
+under teacher forcing on test prompts followed by the gold answer. Computed in fp32 from
+log-softmax, one batch at a time, so memory stays bounded by batch x length x vocabulary."""
+
+from collections import defaultdict
+from contextlib import nullcontext
+
+import torch
+
+from ftscope.config import KLConfig, PromptConfig
+from ftscope.data.prompts import build_prompt, build_target
+
+
+def _batch(items, prompt: PromptConfig, tokenizer, positions: str):
+    """Right-padded ids, attention mask, and the mask of positions whose next-token distribution counts."""
+    seqs, keep = [], []
+    for it in items:
+        p = build_prompt(it["question"], prompt, tokenizer)
+        p_ids = tokenizer(p, add_special_tokens=prompt.style != "chat")["input_ids"]
+        a_ids = tokenizer(build_target(p, it["answers"][0]), add_special_tokens=False)["input_ids"]
+        ids = p_ids + a_ids
+        # position t predicts token t+1: answer tokens are predicted from len(p_ids)-1 .. len(ids)-2
+        first = len(p_ids) - 1
+        last = first if positions == "first_answer" else len(ids) - 2
+        start = 0 if positions == "all" else first
+        seqs.append(ids)
+        keep.append((start, last))
+    width = max(map(len, seqs))
+    ids = torch.full((len(seqs), width), tokenizer.pad_token_id)
+    attn = torch.zeros_like(ids)
+    counted = torch.zeros_like(ids, dtype=torch.bool)
+    for i, (s, (a, b)) in enumerate(zip(seqs, keep)):
+        ids[i, :len(s)], attn[i, :len(s)] = torch.tensor(s), 1
+        counted[i, a:b + 1] = True
+    return ids, attn, counted
+
+
+def kl_per_position(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) at every position, from logits, in fp32."""
+    lp, lq = torch.log_softmax(logits_p.float(), -1), torch.log_softmax(logits_q.float(), -1)
+    return (lp.exp() * (lp - lq)).sum(-1)
+
+
+@torch.no_grad()
+def token_kl(ft_model, base_model, tokenizer, items: list[dict], prompt: PromptConfig, cfg: KLConfig) -> list[tuple[float, int]]:
+    """Per item: (mean KL over its counted positions, number of positions). `base_model=None` means
+    the fine-tuned model itself with its LoRA adapter disabled."""
+    ft_model.eval()  # dropout (e.g. LoRA's) would make the distributions random
+    if base_model is not None:
+        base_model.eval()
+    out = []
+    for start in range(0, len(items), cfg.batch_size):
+        ids, attn, counted = _batch(items[start:start + cfg.batch_size], prompt, tokenizer, cfg.positions)
+        ids, attn = ids.to(ft_model.device), attn.to(ft_model.device)
+        ft_logits = ft_model(input_ids=ids, attention_mask=attn).logits
+        base = base_model if base_model is not None else ft_model
+        with (ft_model.disable_adapter() if base_model is None else nullcontext()):
+            base_logits = base(input_ids=ids, attention_mask=attn).logits
+        p, q = (ft_logits, base_logits) if cfg.direction == "ft_base" else (base_logits, ft_logits)
+        kl = kl_per_position(p, q).cpu()
+        for row, mask in zip(kl, counted):
+            n = int(mask.sum())
+            out.append((float(row[mask].mean()) if n else 0.0, n))
+    return out
+
+
+def kl_rows(items: list[dict], per_item: list[tuple[float, int]], levels: dict[str, int], cfg: KLConfig) -> list[dict]:
+    """Mean over items of the per-item mean KL, per test split overall (-1) and per test mastery level."""
+    groups = defaultdict(list)
+    for it, (kl, n) in zip(items, per_item):
+        split = f"{it['domain']}_test"
+        groups[(split, -1)].append((kl, n))
+        groups[(split, levels[it["item_id"]])].append((kl, n))
+    return [{"split": split, "test_level": lvl, "n_items": len(v), "n_positions": sum(n for _, n in v),
+             "kl_mean": sum(k for k, _ in v) / len(v), "direction": cfg.direction, "positions": cfg.positions}
+            for (split, lvl), v in sorted(groups.items())]

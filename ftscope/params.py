@@ -1,0 +1,164 @@
+"""Parameter-level analysis of Study K, streamed tensor by tensor from safetensors checkpoints.
+
+change = |θ_ft − θ_base| / (|θ_base| + 1e-8) per element (or the absolute difference). A global
+top-k% over billions of elements cannot be sorted in memory, so `select_top` finds the exact k-th
+largest score from histograms refined pass by pass until the boundary bin is small, then sorts that
+bin alone. Peak memory is a few times the largest tensor plus the boundary bin.
+"""
+
+import re
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ftscope.checkpoint import iter_pairs, tensor_names
+
+_LAYER = re.compile(r"\.layers\.(\d+)\.")
+_MATRIX = re.compile(r"\.(q|k|v|o|gate|up|down)_proj\.weight$")
+REGIONS = {
+    "transformer": re.compile(r"\.layers\.\d+\.(self_attn|mlp)\.(q|k|v|o|gate|up|down)_proj\.weight$"),
+    "attention": re.compile(r"\.layers\.\d+\.self_attn\.(q|k|v|o)_proj\.weight$"),
+    "mlp": re.compile(r"\.layers\.\d+\.mlp\.(gate|up|down)_proj\.weight$"),
+    "all": re.compile(r".*"),
+}
+TOP_SHARES = (1, 5, 10)
+
+
+def region_names(ckpt: Path, region: str) -> list[str]:
+    if region not in REGIONS:
+        raise ValueError(f"unknown region {region!r}; regions: {sorted(REGIONS)}")
+    return sorted(n for n in tensor_names(ckpt) if REGIONS[region].search(n))
+
+
+def matrix_of(name: str) -> tuple[str, int]:
+    """('q'..'down' or 'other', layer index or -1)."""
+    m, layer = _MATRIX.search(name), _LAYER.search(name)
+    return (m.group(1) if m else "other"), (int(layer.group(1)) if layer else -1)
+
+
+def change(base: torch.Tensor, ft: torch.Tensor, measure: str = "relative") -> torch.Tensor:
+    base, ft = base.float(), ft.float()
+    diff = (ft - base).abs()
+    return diff / (base.abs() + 1e-8) if measure == "relative" else diff
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The k largest scores: every score > threshold, plus the first `ties` equal to it in stream order."""
+    k: int
+    threshold: float
+    ties: int
+    top_sum: float  # sum of the k selected scores
+
+
+def select_top(scores: Callable[[], Iterator[torch.Tensor]], k: int, bins: int = 4096,
+               max_exact: int = 4_000_000) -> Selection:
+    """Exact global top-k over a stream of score tensors, in a few streaming passes."""
+    n = lo = hi = None
+    for s in scores():
+        n = (n or 0) + s.numel()
+        lo = s.min().item() if lo is None else min(lo, s.min().item())
+        hi = s.max().item() if hi is None else max(hi, s.max().item())
+    if k <= 0 or n is None:
+        return Selection(0, float("inf"), 0, 0.0)
+    k = min(k, n)
+    # Narrow [lo, hi] to one histogram bin at a time until the bin that holds the k-th score is small.
+    while True:
+        n_above, n_window, counts = 0, 0, torch.zeros(bins, dtype=torch.long)
+        for s in scores():
+            n_above += int((s > hi).sum())
+            w = s[(s >= lo) & (s <= hi)]
+            n_window += w.numel()
+            if hi > lo:
+                counts += torch.bincount(_bin(w, lo, hi, bins), minlength=bins)
+        if n_window <= max_exact or hi <= lo or not _finite(lo, hi):
+            break
+        above = n_above + counts.flip(0).cumsum(0)  # scores in this bin or higher ones, per bin from the top
+        b = bins - 1 - int(torch.searchsorted(above, torch.tensor(k)))
+        width = (hi - lo) / bins
+        new_lo, new_hi = lo + b * width, lo + (b + 1) * width
+        if not (lo < new_lo or new_hi < hi):
+            break
+        lo, hi = new_lo, new_hi
+    # Final pass: exact counts above the window, the window's scores sorted.
+    n_above, above_sum, window = 0, 0.0, []
+    for s in scores():
+        gt = s > hi
+        n_above += int(gt.sum())
+        above_sum += float(s[gt].double().sum())
+        window.append(s[(s >= lo) & (s <= hi)])
+    top_window = torch.cat(window).double().sort(descending=True).values[: k - n_above]
+    threshold = float(top_window[-1]) if len(top_window) else hi
+    ties = int((top_window == threshold).sum())
+    return Selection(k, threshold, ties, above_sum + float(top_window.sum()))
+
+
+def _bin(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
+    return ((x.double() - lo) / (hi - lo) * bins).long().clamp_(0, bins - 1)
+
+
+def _finite(*xs: float) -> bool:
+    return all(abs(x) != float("inf") for x in xs)
+
+
+def select_mask(score: torch.Tensor, sel: Selection, ties_left: int) -> tuple[torch.Tensor, int]:
+    """Elements of one tensor in the selection; ties are taken in stream order until used up."""
+    mask = score > sel.threshold
+    if ties_left > 0:
+        eq = (score == sel.threshold).flatten().nonzero().squeeze(1)[:ties_left]
+        mask.view(-1)[eq] = True
+        ties_left -= len(eq)
+    return mask, ties_left
+
+
+def change_stats(base: Path, ft: Path, region: str = "transformer", measure: str = "relative",
+                 bins: int = 4096, max_exact: int = 4_000_000) -> list[dict]:
+    """Rows for the `params` table: per matrix and layer, per matrix type, and the whole region with
+    the share of its total change held by the top 1%, 5% and 10% of elements."""
+    names = region_names(ft, region)
+
+    def changes():
+        for _, b, f in iter_pairs(base, ft, names):
+            yield change(b, f, measure).flatten()
+
+    per: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
+    for name, c in zip(names, changes()):
+        acc = per[matrix_of(name)]
+        acc[0] += c.numel()
+        acc[1] += float(c.double().sum())
+    rows = [_row("matrix", m, layer, n, s) for (m, layer), (n, s) in sorted(per.items())]
+    by_type: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    for (m, _), (n, s) in per.items():
+        by_type[m][0] += n
+        by_type[m][1] += s
+    rows += [_row("matrix_type", m, -1, n, s) for m, (n, s) in sorted(by_type.items())]
+    total_n, total = sum(n for n, _ in per.values()), sum(s for _, s in per.values())
+    region_row = _row("region", "all", -1, total_n, total)
+    for p in TOP_SHARES:
+        sel = select_top(changes, round(total_n * p / 100), bins, max_exact)
+        region_row[f"top{p}_share"] = sel.top_sum / total if total > 0 else 0.0
+    rows.append(region_row)
+    return [{**r, "measure": measure, "region": region} for r in rows]
+
+
+def _row(scope: str, matrix: str, layer: int, n: int, s: float) -> dict:
+    return {"scope": scope, "matrix": matrix, "layer": layer, "n_elements": int(n), "sum_change": s,
+            "mean_change": s / n if n else 0.0, "top1_share": None, "top5_share": None, "top10_share": None}
+
+
+def strategy_scores(strategy: str, measure: str, seed: int):
+    """Score function (name, base, ft) -> tensor whose top-k is what a strategy restores."""
+    if strategy == "top":
+        return lambda name, b, f: change(b, f, measure).flatten()
+    if strategy == "bottom":
+        return lambda name, b, f: -change(b, f, measure).flatten()
+    if strategy == "random":
+        def rand(name, b, f):
+            g = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+            return torch.rand(b.numel(), generator=g, dtype=torch.float64)
+        return rand
+    raise ValueError(f"unknown restoration strategy {strategy!r}; use top, bottom or random")
