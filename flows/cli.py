@@ -29,16 +29,11 @@ def cmd_run(args) -> int:
     cfg = _validate_or_exit(args.config, args.results)
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "ftscope")
     from flows.study_k import study_k
-    from ftscope.report import accuracy_table, mastery_summary
+    from ftscope.report import study_report
     from ftscope.store import Store
 
     state = study_k(config_path=args.config, results_dir=args.results, return_state=True)
-    store = Store(cfg.results_dir)
-    print()
-    print(mastery_summary(store))
-    for split in ("id_test", "ood_test"):
-        print()
-        print(accuracy_table(store, split, cfg.study))
+    print("\n" + study_report(Store(cfg.results_dir), cfg.study))
     print(f"\nresults: {cfg.results_dir}  (ftscope status {cfg.results_dir})")
     if not state.is_completed():
         print(f"\nstudy {state.name}: {state.message}", file=sys.stderr)
@@ -56,14 +51,10 @@ def cmd_status(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from ftscope.report import accuracy_table, mastery_summary
+    from ftscope.report import study_report
     from ftscope.store import Store
 
-    store = Store(args.results)
-    print(mastery_summary(store))
-    for split in ("id_test", "ood_test"):
-        print()
-        print(accuracy_table(store, split))
+    print(study_report(Store(args.results)))
     return 0
 
 

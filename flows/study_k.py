@@ -8,7 +8,8 @@ from ftscope.config import ConfigError
 from ftscope.grid import capacity_problems
 from ftscope.report import accuracy_table
 from ftscope.store import Store
-from ftscope.study import pending, plan_cells
+from ftscope.checkpoint import checkpoint_dir
+from ftscope.study import pending, plan_cells, release_checkpoints
 from ftscope.validate import validate
 from tasks.study import base_model_task, cell_task, mastery_task, prepare_data_task
 
@@ -29,17 +30,20 @@ def study_k(config_path: str, results_dir: str | None = None):
         raise ConfigError(problems + ["(mastery scores are stored; the next run reuses them)"])
 
     cells = plan_cells(cfg, data, base, store)
-    todo = pending(cells, store)
+    todo = pending(cfg, cells, store)
     log.info("%d cells in the grid, %d already done, %d to run", len(cells), len(cells) - len(todo), len(todo))
-    contexts = {name: CellContext(data.items, base[name], levels[name]) for name in base}
+    contexts = {name: CellContext(data.items, path, str(checkpoint_dir(path)), levels[name]) for name, path in base.items()}
     failed = []
-    for start in range(0, len(todo), cfg.workers):  # at most `workers` cells at once on this machine
-        batch = [(cell, cell_task.submit(cfg, cell, cid, contexts[cell.model], cell.label))
-                 for cell, cid in todo[start:start + cfg.workers]]
-        for cell, fut in batch:
-            fut.wait()
-            if not fut.state.is_completed():
-                failed.append(f"{cell.label}: {fut.state.message}")
+    # Trained cells first, then restore cells (which edit their parents' checkpoints).
+    for stage in ([p for p in todo if not p.parent_id], [p for p in todo if p.parent_id]):
+        for start in range(0, len(stage), cfg.workers):  # at most `workers` cells at once on this machine
+            batch = [(p, cell_task.submit(cfg, p.cell, p.cid, contexts[p.cell.model], p.parent_id, p.cell.label))
+                     for p in stage[start:start + cfg.workers]]
+            for p, fut in batch:
+                fut.wait()
+                if not fut.state.is_completed():
+                    failed.append(f"{p.cell.label}: {fut.state.message}")
+    release_checkpoints(cfg, cells, store)
 
     report = accuracy_table(store, "id_test", cfg.study)
     log.info("\n%s", report)

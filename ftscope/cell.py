@@ -1,4 +1,5 @@
-"""One cell of the grid: select data -> train -> evaluate -> write rows. Failures are recorded, not lost."""
+"""One cell of the grid: get the model (train, or restore a parent's checkpoint) -> evaluate -> KL
+to the base model -> parameter change -> write rows. Failures are recorded, never lost."""
 
 import json
 import platform
@@ -13,9 +14,12 @@ import torch
 
 from ftscope import __version__
 from ftscope.config import StudyConfig
+from ftscope.divergence import kl_rows, token_kl
 from ftscope.evaluate import accuracy_rows, answer_questions
 from ftscope.grid import Cell, resolved_cell_config, select_training_items
 from ftscope.models import load_model, load_tokenizer
+from ftscope.params import change_stats
+from ftscope.restore import restore
 from ftscope.store import Store
 from ftscope.train.examples import build_examples
 from ftscope.train.trainer import train, wrap_lora
@@ -25,7 +29,8 @@ from ftscope.train.trainer import train, wrap_lora
 class CellContext:
     """What every cell of one base model shares: the data, the base checkpoint and its mastery levels."""
     items: list[dict]
-    base_path: str
+    base_path: str  # as configured: hub id or local dir
+    base_dir: str  # local safetensors checkpoint of the base model
     levels: dict[str, int]  # item_id -> mastery level under this base model
 
 
@@ -41,16 +46,20 @@ def cell_dir(cfg: StudyConfig, cid: str) -> Path:
     return Path(cfg.artifacts_dir) / cfg.study / "cells" / cid
 
 
-def run_cell(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store) -> dict:
+def checkpoint_of(cfg: StudyConfig, cid: str) -> Path:
+    return cell_dir(cfg, cid) / "model"
+
+
+def run_cell(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store,
+             parent_id: str | None = None) -> dict:
     """Run one cell and write its rows; on failure write a failed `cells` row and re-raise."""
     started, t0 = datetime.now(timezone.utc), time.monotonic()
     row = {"cell_id": cid, "study": cfg.study, "model": cell.model, "level": cell.level,
-           "n_samples": cell.n_samples, "method": cell.method, "variant": "", "seed": cell.seed,
-           "parent_cell": None, "config": json.dumps(resolved_cell_config(cfg, cell)), "started_at": started,
-           "versions": versions(), "train_s": None, "eval_s": None}
+           "n_samples": cell.n_samples, "method": cell.method, "variant": cell.label.split("/")[3],
+           "seed": cell.seed, "parent_cell": parent_id, "config": json.dumps(resolved_cell_config(cfg, cell)),
+           "started_at": started, "versions": versions(), "train_s": None, "eval_s": None}
     try:
-        timings = _train_and_evaluate(cfg, cell, cid, ctx, store)
-        row.update(status="done", error=None, **timings)
+        row.update(status="done", error=None, **_work(cfg, cell, cid, ctx, store, parent_id))
     except Exception as e:
         row.update(status="failed", error=f"{type(e).__name__}: {e}")
         _finish(store, row, t0)
@@ -65,36 +74,66 @@ def _finish(store: Store, row: dict, t0: float) -> None:
     store.write("cells", f"{row['cell_id']}-{row['finished_at']:%Y%m%dT%H%M%S%f}", [row])
 
 
-def _train_and_evaluate(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store) -> dict:
+def _work(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store, parent_id: str | None) -> dict:
     model_cfg = next(m for m in cfg.models if m.name == cell.model)
     work = cell_dir(cfg, cid)
     work.mkdir(parents=True, exist_ok=True)
-    train_items = select_training_items(ctx.items, ctx.levels, cell)
+    tok = load_tokenizer(ctx.base_path, model_cfg.trust_remote_code)
+    test = [it for it in ctx.items if it["split"] == "test"]
+    load = lambda path: load_model(path, model_cfg.dtype, model_cfg.trust_remote_code)  # noqa: E731
 
     t0 = time.monotonic()
-    tok = load_tokenizer(ctx.base_path, model_cfg.trust_remote_code)
-    model = load_model(ctx.base_path, model_cfg.dtype, model_cfg.trust_remote_code)
-    examples = build_examples(train_items, model_cfg.prompt, tok, cfg.train.max_length)
-    lr = cfg.lora.lr if cell.method == "lora" else cfg.train.lr
-    if cell.method == "lora":
-        model = wrap_lora(model, cfg.lora)
-    torch.manual_seed(cell.seed)
-    train(model, tok, examples, cfg.train, str(work / "trainer"), lr=lr, seed=cell.seed)
-    if cell.method == "lora":
-        model = model.merge_and_unload()
-    model.eval()
+    if cell.method == "restore":
+        model, kl_base = _restored(cfg, cell, cid, ctx, store, parent_id, load), load(ctx.base_path)
+    else:
+        model = _trained(cfg, cell, ctx, tok, work, load)
+        kl_base = None if cell.method == "lora" else load(ctx.base_path)  # LoRA: the adapter switched off
     train_s = time.monotonic() - t0
 
     t0 = time.monotonic()
-    test = [it for it in ctx.items if it["split"] == "test"]
+    per_item = token_kl(model, kl_base, tok, test, model_cfg.prompt, cfg.kl)
+    store.write("kl", cid, [{"cell_id": cid, **r} for r in kl_rows(test, per_item, ctx.levels, cfg.kl)])
+    del kl_base
+    if cell.method == "lora":
+        model = model.merge_and_unload()
     correct = answer_questions(model, tok, test, model_cfg.prompt, cfg.eval)
     store.write("metrics", cid, [{"cell_id": cid, **r} for r in accuracy_rows(test, correct, ctx.levels)])
+    ckpt = work / "model"
+    if cell.method != "restore":
+        model.save_pretrained(ckpt)
+        tok.save_pretrained(ckpt)
+    del model
+    rows = change_stats(Path(ctx.base_dir), ckpt, cfg.params.region, cfg.params.measure)
+    store.write("params", cid, [{"cell_id": cid, **r} for r in rows])
     eval_s = time.monotonic() - t0
 
-    if cfg.keep_checkpoints:
-        model.save_pretrained(work / "model")
-        tok.save_pretrained(work / "model")
     shutil.rmtree(work / "trainer", ignore_errors=True)
-    if not cfg.keep_checkpoints:
+    restore_later = cell.method == "sft" and "restore" in cfg.grid.methods
+    if not (cfg.keep_checkpoints or restore_later):
         shutil.rmtree(work, ignore_errors=True)
     return {"train_s": train_s, "eval_s": eval_s}
+
+
+def _trained(cfg: StudyConfig, cell: Cell, ctx: CellContext, tok, work: Path, load):
+    model_cfg = next(m for m in cfg.models if m.name == cell.model)
+    examples = build_examples(select_training_items(ctx.items, ctx.levels, cell), model_cfg.prompt, tok,
+                              cfg.train.max_length)
+    model = load(ctx.base_path)
+    if cell.method == "lora":
+        model = wrap_lora(model, cfg.lora)
+    torch.manual_seed(cell.seed)
+    lr = cfg.lora.lr if cell.method == "lora" else cfg.train.lr
+    train(model, tok, examples, cfg.train, str(work / "trainer"), lr=lr, seed=cell.seed)
+    return model.eval()
+
+
+def _restored(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store, parent_id: str, load):
+    parent_ckpt = checkpoint_of(cfg, parent_id)
+    if not (parent_ckpt / "config.json").exists():
+        raise FileNotFoundError(f"checkpoint of parent cell {parent_id} ({cell.parent.label}) is missing at "
+                                f"{parent_ckpt}; the parent cell must finish first")
+    out = cell_dir(cfg, cid) / "model"
+    rows = restore(Path(ctx.base_dir), parent_ckpt, out, k_percent=cell.k_percent, strategy=cell.strategy,
+                   region=cfg.params.region, measure=cfg.params.measure, seed=cell.seed)
+    store.write("restoration", cid, [{"cell_id": cid, "parent_cell": parent_id, **r} for r in rows])
+    return load(str(out))

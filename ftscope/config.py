@@ -196,10 +196,12 @@ class StudyConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
     @model_validator(mode="after")
-    def _unique_models(self):
+    def _consistent(self):
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError(f"model names must be unique, got {names}")
+        if "restore" in self.grid.methods and "sft" not in self.grid.methods:
+            raise ValueError("grid.methods: 'restore' edits the checkpoints of 'sft' cells; add 'sft'")
         return self
 
 
@@ -212,19 +214,39 @@ class ConfigError(Exception):
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> StudyConfig:
-    """Parse and validate a study YAML; raise ConfigError listing every problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError([f"config file not found: {path}"])
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError([f"{path} is not valid YAML: {e}"]) from None
+    """Parse and validate a study YAML; raise ConfigError listing every problem.
+
+    A config may start with `extends: other.yaml` (relative to itself): it is that config with the
+    fields given here merged over it, nested mappings merged key by key.
+    """
+    raw = _read_yaml(Path(path), seen=())
     raw.update(overrides or {})
     try:
         return StudyConfig.model_validate(raw)
     except ValidationError as e:
         raise ConfigError([_describe(err) for err in e.errors()]) from None
+
+
+def _read_yaml(path: Path, seen: tuple) -> dict:
+    if not path.is_file():
+        raise ConfigError([f"config file not found: {path}"])
+    if path.resolve() in seen:
+        raise ConfigError([f"{path}: 'extends' loops back to itself"])
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError([f"{path} is not valid YAML: {e}"]) from None
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    return _merge(_read_yaml(path.parent / parent, seen + (path.resolve(),)), raw)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _describe(err: dict) -> str:

@@ -8,6 +8,9 @@ from ftscope.config import StudyConfig
 from ftscope.fingerprint import fingerprint
 
 
+TRAINED = ("sft", "lora")  # methods that train; `restore` edits the checkpoint of an `sft` cell
+
+
 @dataclass(frozen=True)
 class Cell:
     model: str
@@ -15,24 +18,38 @@ class Cell:
     n_samples: int
     method: str
     seed: int
+    strategy: str = ""  # restore only: top, bottom, random
+    k_percent: float = 0.0  # restore only
 
     @property
     def label(self) -> str:
-        return f"{self.model}/L{self.level}/n{self.n_samples}/{self.method}/s{self.seed}"
+        method = f"restore-{self.strategy}{self.k_percent:g}" if self.method == "restore" else self.method
+        return f"{self.model}/L{self.level}/n{self.n_samples}/{method}/s{self.seed}"
+
+    @property
+    def parent(self) -> "Cell | None":
+        """The SFT cell whose checkpoint a restore cell edits."""
+        return Cell(self.model, self.level, self.n_samples, "sft", self.seed) if self.method == "restore" else None
 
 
 def expand_grid(cfg: StudyConfig) -> list[Cell]:
+    """Trained cells first, then restore cells (each after its parent)."""
     g = cfg.grid
-    return [Cell(m.name, str(lvl), n, method, seed)
-            for m in cfg.models for lvl in g.levels for n in g.sample_counts for method in g.methods
-            for seed in g.seeds]
+    points = [(m.name, str(lvl), n, seed) for m in cfg.models for lvl in g.levels for n in g.sample_counts
+              for seed in g.seeds]
+    cells = [Cell(m, lvl, n, method, seed) for m, lvl, n, seed in points for method in g.methods if method in TRAINED]
+    if "restore" in g.methods:
+        cells += [Cell(m, lvl, n, "restore", seed, strategy, float(k)) for m, lvl, n, seed in points
+                  for strategy in cfg.restore.strategies for k in cfg.restore.k_percent]
+    return cells
 
 
 def resolved_cell_config(cfg: StudyConfig, cell: Cell) -> dict:
     """Everything that changes a cell's result, and nothing that does not (e.g. the study name)."""
     model = next(m for m in cfg.models if m.name == cell.model)
     spec = {"cell": asdict(cell), "model": model.model_dump(), "train": cfg.train.model_dump(),
-            "mastery": cfg.mastery.model_dump(), "eval": cfg.eval.model_dump()}
+            "mastery": cfg.mastery.model_dump(), "eval": cfg.eval.model_dump(), "kl": cfg.kl.model_dump(),
+            "params": cfg.params.model_dump()}
     if cell.method == "lora":
         spec["lora"] = cfg.lora.model_dump()
     return spec

@@ -3,27 +3,44 @@
 from ftscope.store import Store
 
 
-def accuracy_table(store: Store, split: str = "id_test", study: str | None = None) -> str:
-    """Accuracy (%) on a test split, rows = model/method/train level, columns = sample count."""
+def grid_table(store: Store, table: str, value: str, split: str, title: str, study: str | None = None) -> str:
+    """A metric over the grid: rows = model / method variant / train level, columns = sample count."""
     where = f"AND c.study = '{study}'" if study else ""
     rows = store.sql(f"""
         WITH latest AS (SELECT * FROM cells QUALIFY row_number() OVER (PARTITION BY cell_id ORDER BY finished_at DESC) = 1)
-        SELECT c.model, c.method, c.level, c.n_samples, avg(m.accuracy) * 100 AS acc
-        FROM latest c JOIN metrics m USING (cell_id)
+        SELECT c.model, c.variant, c.level, c.n_samples, avg({value})
+        FROM latest c JOIN {table} m USING (cell_id)
         WHERE c.status = 'done' AND m.split = '{split}' AND m.test_level = -1 {where}
         GROUP BY ALL ORDER BY ALL""").fetchall()
     if not rows:
-        return f"(no finished cells with {split} metrics)"
+        return f"{title}: no finished cells yet"
     counts = sorted({r[3] for r in rows})
-    table: dict[tuple, dict[int, float]] = {}
-    for model, method, level, n, acc in rows:
-        table.setdefault((model, method, level), {})[n] = acc
-    head = f"{'model':<16}{'method':<8}{'level':<7}" + "".join(f"{'n=' + str(n):>9}" for n in counts)
-    lines = [f"accuracy (%) on {split}, by train level x sample count", head, "-" * len(head)]
-    for (model, method, level), accs in table.items():
-        cells = "".join(f"{accs[n]:>9.1f}" if n in accs else f"{'-':>9}" for n in counts)
-        lines.append(f"{model:<16}{method:<8}{level:<7}" + cells)
+    grid: dict[tuple, dict[int, float]] = {}
+    for model, variant, level, n, v in rows:
+        grid.setdefault((model, variant, level), {})[n] = v
+    head = f"{'model':<16}{'method':<20}{'level':<7}" + "".join(f"{'n=' + str(n):>9}" for n in counts)
+    lines = [title, head, "-" * len(head)]
+    for (model, variant, level), vals in grid.items():
+        lines.append(f"{model:<16}{variant:<20}{level:<7}" + "".join(
+            f"{vals[n]:>9.3g}" if n in vals else f"{'-':>9}" for n in counts))
     return "\n".join(lines)
+
+
+def accuracy_table(store: Store, split: str = "id_test", study: str | None = None) -> str:
+    return grid_table(store, "metrics", "m.accuracy * 100", split,
+                      f"accuracy (%) on {split}, by train level x sample count", study)
+
+
+def kl_table(store: Store, split: str = "id_test", study: str | None = None) -> str:
+    return grid_table(store, "kl", "m.kl_mean", split, f"token-level KL to the base model on {split}", study)
+
+
+def study_report(store: Store, study: str | None = None) -> str:
+    """Everything the CLI prints at the end of a run."""
+    parts = [mastery_summary(store)]
+    parts += [accuracy_table(store, split, study) for split in ("id_test", "ood_test")]
+    parts += [kl_table(store, "id_test", study)]
+    return "\n\n".join(parts)
 
 
 def mastery_summary(store: Store) -> str:

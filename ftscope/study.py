@@ -4,10 +4,14 @@ Each step is a plain function so the Prefect layer only adds policy (retries, ca
 """
 
 import logging
+import shutil
 
+from ftscope.cell import cell_dir, checkpoint_of
 from ftscope.config import ModelConfig, StudyConfig
 from ftscope.data.prepare import StudyData
 from ftscope.fingerprint import fingerprint, model_fingerprint
+from dataclasses import dataclass
+
 from ftscope.grid import Cell, cell_id, expand_grid
 from ftscope.mastery import score_mastery
 from ftscope.models import load_model, load_tokenizer
@@ -45,17 +49,43 @@ def ensure_mastery(cfg: StudyConfig, model: ModelConfig, base_path: str, data: S
     return dict(zip(table["item_id"].to_pylist(), table["level"].to_pylist()))
 
 
-def plan_cells(cfg: StudyConfig, data: StudyData, base_paths: dict[str, str], store: Store) -> list[tuple[Cell, str]]:
+@dataclass(frozen=True)
+class PlannedCell:
+    cell: Cell
+    cid: str
+    parent_id: str | None  # restore cells: the SFT cell whose checkpoint they edit
+
+
+def plan_cells(cfg: StudyConfig, data: StudyData, base_paths: dict[str, str], store: Store) -> list[PlannedCell]:
     """Every cell with its id; the plan is written to the store so `status` can tell what is missing."""
     fps = {name: model_fingerprint(p) for name, p in base_paths.items()}
-    cells = [(c, cell_id(cfg, c, data.fingerprint, fps[c.model])) for c in expand_grid(cfg)]
-    rows = [{"cell_id": cid, "study": cfg.study, "label": c.label, "model": c.model, "level": c.level,
-             "n_samples": c.n_samples, "method": c.method, "seed": c.seed} for c, cid in cells]
+    cid = lambda c: cell_id(cfg, c, data.fingerprint, fps[c.model])  # noqa: E731
+    cells = [PlannedCell(c, cid(c), cid(c.parent) if c.parent else None) for c in expand_grid(cfg)]
+    rows = [{"cell_id": p.cid, "study": cfg.study, "label": p.cell.label, "model": p.cell.model, "level": p.cell.level,
+             "n_samples": p.cell.n_samples, "method": p.cell.method, "seed": p.cell.seed} for p in cells]
     store.write("plan", cfg.study, rows)  # the latest plan of a study replaces the previous one
     return cells
 
 
-def pending(cells: list[tuple[Cell, str]], store: Store) -> list[tuple[Cell, str]]:
-    """Cells not yet done: missing ones and failed ones."""
+def pending(cfg: StudyConfig, cells: list[PlannedCell], store: Store) -> list[PlannedCell]:
+    """Cells not yet done (missing or failed), plus done SFT cells whose checkpoint a pending restore
+    cell needs but which was already released: those train again (same seed, same result)."""
     latest = store.latest_cells()
-    return [(c, cid) for c, cid in cells if latest.get(cid, {}).get("status") != "done"]
+    todo = {p.cid for p in cells if latest.get(p.cid, {}).get("status") != "done"}
+    todo |= {p.parent_id for p in cells if p.cid in todo and p.parent_id
+             and not (checkpoint_of(cfg, p.parent_id) / "config.json").exists()}
+    return [p for p in cells if p.cid in todo]
+
+
+def release_checkpoints(cfg: StudyConfig, cells: list[PlannedCell], store: Store) -> None:
+    """Delete SFT checkpoints once every restore cell built on them is done (unless keep_checkpoints)."""
+    if cfg.keep_checkpoints:
+        return
+    latest = store.latest_cells()
+    children: dict[str, list[str]] = {}
+    for p in cells:
+        if p.parent_id:
+            children.setdefault(p.parent_id, []).append(p.cid)
+    for parent, kids in children.items():
+        if all(latest.get(k, {}).get("status") == "done" for k in kids):
+            shutil.rmtree(cell_dir(cfg, parent), ignore_errors=True)

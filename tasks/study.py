@@ -28,5 +28,5 @@ def mastery_task(cfg: StudyConfig, name: str, base_path: str, data: StudyData) -
 
 
 @task(name="cell", cache_policy=NO_CACHE, task_run_name="cell {label}")
-def cell_task(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, label: str) -> dict:
-    return run_cell(cfg, cell, cid, ctx, Store(cfg.results_dir))
+def cell_task(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, parent_id: str | None, label: str) -> dict:
+    return run_cell(cfg, cell, cid, ctx, Store(cfg.results_dir), parent_id)
