@@ -11,6 +11,7 @@ from ftscope.store import Store
 from ftscope.checkpoint import checkpoint_dir
 from ftscope.study import pending, plan_cells, release_checkpoints
 from ftscope.validate import validate
+from tasks.policy import ensure_gpu_limit
 from tasks.study import base_model_task, cell_task, mastery_task, prepare_data_task
 
 
@@ -21,6 +22,8 @@ def study_k(config_path: str, results_dir: str | None = None):
     if problems:
         raise ConfigError(problems)
     store = Store(cfg.results_dir)
+    if any(m.gpus for m in cfg.models):
+        ensure_gpu_limit(cfg.gpu_slots)
 
     data = prepare_data_task(cfg)
     base = {m.name: base_model_task(cfg, m.name, data) for m in cfg.models}

@@ -2,6 +2,7 @@
 to the base model -> parameter change -> write rows. Failures are recorded, never lost."""
 
 import json
+import logging
 import platform
 import shutil
 import time
@@ -22,7 +23,11 @@ from ftscope.params import change_stats
 from ftscope.restore import restore
 from ftscope.store import Store
 from ftscope.train.examples import build_examples
-from ftscope.train.trainer import train, wrap_lora
+from ftscope.train.gpus import hold_gpus
+from ftscope.train.launcher import launch
+from ftscope.train.trainer import has_checkpoint, train, training_arguments, wrap_lora
+
+log = logging.getLogger("ftscope.cell")
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ def run_cell(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: St
            "seed": cell.seed, "parent_cell": parent_id, "config": json.dumps(resolved_cell_config(cfg, cell)),
            "started_at": started, "versions": versions(), "train_s": None, "eval_s": None}
     try:
-        row.update(status="done", error=None, **_work(cfg, cell, cid, ctx, store, parent_id))
+        with hold_gpus(next(m for m in cfg.models if m.name == cell.model).gpus) as gpus:
+            row.update(status="done", error=None, **_work(cfg, cell, cid, ctx, store, parent_id, gpus))
     except Exception as e:
         row.update(status="failed", error=f"{type(e).__name__}: {e}")
         _finish(store, row, t0)
@@ -74,19 +80,21 @@ def _finish(store: Store, row: dict, t0: float) -> None:
     store.write("cells", f"{row['cell_id']}-{row['finished_at']:%Y%m%dT%H%M%S%f}", [row])
 
 
-def _work(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store, parent_id: str | None) -> dict:
+def _work(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store, parent_id: str | None,
+          gpus: list[int] | None) -> dict:
     model_cfg = next(m for m in cfg.models if m.name == cell.model)
     work = cell_dir(cfg, cid)
     work.mkdir(parents=True, exist_ok=True)
     tok = load_tokenizer(ctx.base_path, model_cfg.trust_remote_code)
     test = [it for it in ctx.items if it["split"] == "test"]
-    load = lambda path: load_model(path, model_cfg.dtype, model_cfg.trust_remote_code)  # noqa: E731
+    device = f"cuda:{gpus[0]}" if gpus else None
+    load = lambda path: load_model(path, model_cfg.dtype, model_cfg.trust_remote_code, device)  # noqa: E731
 
     t0 = time.monotonic()
     if cell.method == "restore":
         model, kl_base = _restored(cfg, cell, cid, ctx, store, parent_id, load), load(ctx.base_path)
     else:
-        model = _trained(cfg, cell, ctx, tok, work, load)
+        model = _trained(cfg, cell, ctx, tok, work, load, gpus)
         kl_base = None if cell.method == "lora" else load(ctx.base_path)  # LoRA: the adapter switched off
     train_s = time.monotonic() - t0
 
@@ -114,17 +122,36 @@ def _work(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store
     return {"train_s": train_s, "eval_s": eval_s}
 
 
-def _trained(cfg: StudyConfig, cell: Cell, ctx: CellContext, tok, work: Path, load):
+def _trained(cfg: StudyConfig, cell: Cell, ctx: CellContext, tok, work: Path, load, gpus: list[int] | None):
+    """Train in this process, or on several ranks with DeepSpeed ZeRO-3 through the launcher. A retried
+    cell resumes from the last checkpoint its earlier attempt left in work/trainer."""
     model_cfg = next(m for m in cfg.models if m.name == cell.model)
     examples = build_examples(select_training_items(ctx.items, ctx.levels, cell), model_cfg.prompt, tok,
                               cfg.train.max_length)
-    model = load(ctx.base_path)
-    if cell.method == "lora":
-        model = wrap_lora(model, cfg.lora)
-    torch.manual_seed(cell.seed)
     lr = cfg.lora.lr if cell.method == "lora" else cfg.train.lr
-    train(model, tok, examples, cfg.train, str(work / "trainer"), lr=lr, seed=cell.seed)
-    return model.eval()
+    resume = has_checkpoint(work / "trainer")
+    if model_cfg.processes == 1:
+        args = training_arguments(cfg.train, str(work / "trainer"), lr=lr, seed=cell.seed)
+        model = load(ctx.base_path)
+        if cell.method == "lora":
+            model = wrap_lora(model, cfg.lora)
+        torch.manual_seed(cell.seed)
+        train(model, tok, examples, args, resume=resume)
+        return model.eval()
+
+    spec = {"base_path": ctx.base_path, "trust_remote_code": model_cfg.trust_remote_code, "dtype": model_cfg.dtype,
+            "method": cell.method, "lora": cfg.lora.model_dump(), "train": cfg.train.model_dump(), "lr": lr,
+            "seed": cell.seed, "examples": examples, "trainer_dir": str(work / "trainer"),
+            "out_dir": str(work / "trained"), "deepspeed": str(Path(model_cfg.deepspeed).resolve()), "resume": resume}
+    (work / "train_spec.json").write_text(json.dumps(spec))
+    launch(["-m", "ftscope.train.worker", str(work / "train_spec.json")], nproc=model_cfg.processes,
+           log_file=work / "train.log", timeout_s=model_cfg.timeout_s, gpus=gpus, launcher=model_cfg.launcher,
+           on_line=lambda line: log.info("[%s] %s", cell.label, line))
+    if cell.method == "lora":
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(load(ctx.base_path), str(work / "trained")).eval()
+    return load(str(work / "trained"))
 
 
 def _restored(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store, parent_id: str, load):

@@ -93,7 +93,11 @@ class ModelConfig(_Strict):
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     trust_remote_code: bool = False
-    processes: int = Field(1, ge=1, description="ranks per training run; >1 launches torchrun")
+    processes: int = Field(1, ge=1, description="ranks per training run; >1 runs DeepSpeed ZeRO-3 in a subprocess")
+    gpus: int = Field(0, ge=0, description="GPUs one cell of this model holds (0: CPU)")
+    launcher: Literal["torchrun", "deepspeed"] = "torchrun"
+    deepspeed: str = Field("infra/deepspeed/zero3.json", description="DeepSpeed config for processes > 1")
+    timeout_s: float | None = Field(None, gt=0, description="limit on a multi-process training run")
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -184,6 +188,7 @@ class StudyConfig(_Strict):
     cache_dir: str = Field(".cache/ftscope", description="pretrained sandbox models, reused across studies")
     keep_checkpoints: bool = False
     workers: int = Field(1, ge=1, description="cells run at once on this machine")
+    gpu_slots: int = Field(1, ge=1, description="GPUs that cells may hold at once (Prefect global limit)")
     data: DataConfig = Field(default_factory=DataConfig)
     models: list[ModelConfig] = Field(min_length=1)
     mastery: MasteryConfig = Field(default_factory=MasteryConfig)
@@ -200,6 +205,11 @@ class StudyConfig(_Strict):
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError(f"model names must be unique, got {names}")
+        for m in self.models:
+            if m.gpus > self.gpu_slots:
+                raise ValueError(f"model '{m.name}' needs {m.gpus} GPUs per cell but gpu_slots is {self.gpu_slots}")
+            if m.gpus and m.processes != m.gpus:
+                raise ValueError(f"model '{m.name}': processes ({m.processes}) must equal gpus ({m.gpus}), one rank per GPU")
         if "restore" in self.grid.methods and "sft" not in self.grid.methods:
             raise ValueError("grid.methods: 'restore' edits the checkpoints of 'sft' cells; add 'sft'")
         return self

@@ -19,6 +19,8 @@ def validate(path: str, results_dir: str | None = None) -> tuple[StudyConfig | N
     for m in cfg.models:
         if m.path and (problem := check_model_source(m.path)):
             problems.append(f"models.{m.name}.path: {problem}")
+        if m.processes > 1 and not Path(m.deepspeed).is_file():
+            problems.append(f"models.{m.name}.deepspeed: no such DeepSpeed config file {m.deepspeed}")
     if cfg.data.source == "entityquestions" and not Path(cfg.data.path).exists() and cfg.data.path.count("/") != 1:
         problems.append(f"data.path: {cfg.data.path} is neither a local directory nor a dataset id 'org/name'")
     problems += _capacity(cfg, notes)

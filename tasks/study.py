@@ -3,6 +3,7 @@ own input-hash caching is off: hashing a dataset on every call would cost more t
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 
 from ftscope.cell import CellContext, run_cell
 from ftscope.config import StudyConfig
@@ -10,6 +11,7 @@ from ftscope.data.prepare import StudyData, prepare_data
 from ftscope.grid import Cell
 from ftscope.store import Store
 from ftscope.study import base_model_path, ensure_mastery, model_config
+from tasks.policy import GPU_LIMIT, worth_retrying
 
 
 @task(name="prepare-data", cache_policy=NO_CACHE)
@@ -27,6 +29,12 @@ def mastery_task(cfg: StudyConfig, name: str, base_path: str, data: StudyData) -
     return ensure_mastery(cfg, model_config(cfg, name), base_path, data, Store(cfg.results_dir))
 
 
-@task(name="cell", cache_policy=NO_CACHE, task_run_name="cell {label}")
+@task(name="cell", cache_policy=NO_CACHE, task_run_name="cell {label}", retries=2, retry_delay_seconds=30,
+      retry_condition_fn=worth_retrying)
 def cell_task(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, parent_id: str | None, label: str) -> dict:
-    return run_cell(cfg, cell, cid, ctx, Store(cfg.results_dir), parent_id)
+    """One cell; a cell that needs GPUs first takes that many slots of the global GPU limit."""
+    gpus = model_config(cfg, cell.model).gpus
+    if not gpus:
+        return run_cell(cfg, cell, cid, ctx, Store(cfg.results_dir), parent_id)
+    with concurrency(GPU_LIMIT, occupy=gpus, strict=True):
+        return run_cell(cfg, cell, cid, ctx, Store(cfg.results_dir), parent_id)

@@ -52,5 +52,5 @@ def test_sft_lora_restore_cells(smoke_config, smoke_base, prefect_harness, tmp_p
     assert store.read("cells").num_rows == 6
     path = _variant(smoke_config, tmp_path, restore={"k_percent": [5, 100, 20], "strategies": ["top", "random"]})
     assert study_k(config_path=path, return_state=True).is_completed()
-    runs = [r["variant"] for r in store.read("cells").to_pylist()]
+    runs = [r["variant"] for r in sorted(store.read("cells").to_pylist(), key=lambda r: r["finished_at"])]
     assert sorted(runs[6:]) == ["restore-random20", "restore-top20", "sft"]

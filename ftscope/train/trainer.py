@@ -3,6 +3,8 @@
 Runs with the transformers Trainer; under torchrun/deepspeed the same code runs on every rank.
 """
 
+from pathlib import Path
+
 import torch
 
 from ftscope.config import LoraConfig, TrainConfig
@@ -16,8 +18,9 @@ def wrap_lora(model, lora: LoraConfig):
     return peft.get_peft_model(model, cfg)
 
 
-def training_arguments(cfg: TrainConfig, out_dir: str, *, lr: float, seed: int, deepspeed: dict | None = None,
-                       resume: bool = False):
+def training_arguments(cfg: TrainConfig, out_dir: str, *, lr: float, seed: int, deepspeed: dict | None = None):
+    """Build these before loading the model: with a ZeRO-3 config they make from_pretrained partition
+    the weights across ranks as they load, instead of materialising the whole model on every rank."""
     from transformers import TrainingArguments
 
     on_cpu = not torch.cuda.is_available()
@@ -30,14 +33,17 @@ def training_arguments(cfg: TrainConfig, out_dir: str, *, lr: float, seed: int, 
         bf16=cfg.bf16 and not on_cpu, deepspeed=deepspeed, disable_tqdm=True)
 
 
-def train(model, tokenizer, examples: list[dict], cfg: TrainConfig, out_dir: str, *, lr: float, seed: int,
-          deepspeed: dict | None = None, resume: bool = False):
-    """Fit `model` on `examples` in place; returns the Trainer (its model may be DeepSpeed-wrapped)."""
+def train(model, tokenizer, examples: list[dict], args, resume: bool = False):
+    """Fit `model` on `examples` in place; returns the Trainer (its model may be DeepSpeed-wrapped).
+    `resume`: continue from the newest checkpoint in args.output_dir (a retried cell)."""
     from transformers import DataCollatorForSeq2Seq, Trainer
 
     tokenizer.padding_side = "right"
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
-    trainer = Trainer(model=model, args=training_arguments(cfg, out_dir, lr=lr, seed=seed, deepspeed=deepspeed),
-                      train_dataset=examples, data_collator=collator)
+    trainer = Trainer(model=model, args=args, train_dataset=examples, data_collator=collator)
     trainer.train(resume_from_checkpoint=True if resume else None)
     return trainer
+
+
+def has_checkpoint(trainer_dir: Path) -> bool:
+    return any(trainer_dir.glob("checkpoint-*"))
