@@ -60,7 +60,7 @@ def run_cell(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: St
     """Run one cell and write its rows; on failure write a failed `cells` row and re-raise."""
     started, t0 = datetime.now(timezone.utc), time.monotonic()
     row = {"cell_id": cid, "study": cfg.study, "model": cell.model, "level": cell.level,
-           "n_samples": cell.n_samples, "method": cell.method, "variant": cell.label.split("/")[3],
+           "n_samples": cell.n_samples, "method": cell.method, "variant": cell.variant,
            "seed": cell.seed, "parent_cell": parent_id, "config": json.dumps(resolved_cell_config(cfg, cell)),
            "started_at": started, "versions": versions(), "train_s": None, "eval_s": None}
     try:
@@ -91,7 +91,9 @@ def _work(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store
     load = lambda path: load_model(path, model_cfg.dtype, model_cfg.trust_remote_code, device)  # noqa: E731
 
     t0 = time.monotonic()
-    if cell.method == "restore":
+    if cell.method == "base":
+        model = kl_base = load(ctx.base_path)
+    elif cell.method == "restore":
         model, kl_base = _restored(cfg, cell, cid, ctx, store, parent_id, load), load(ctx.base_path)
     else:
         model = _trained(cfg, cell, ctx, tok, work, load, gpus)
@@ -106,8 +108,8 @@ def _work(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store
         model = model.merge_and_unload()
     correct = answer_questions(model, tok, test, model_cfg.prompt, cfg.eval)
     store.write("metrics", cid, [{"cell_id": cid, **r} for r in accuracy_rows(test, correct, ctx.levels)])
-    ckpt = work / "model"
-    if cell.method != "restore":
+    ckpt = Path(ctx.base_dir) if cell.method == "base" else work / "model"
+    if cell.method in ("sft", "lora"):
         model.save_pretrained(ckpt)
         tok.save_pretrained(ckpt)
     del model

@@ -170,7 +170,7 @@ class RestoreConfig(_Strict):
 class GridConfig(_Strict):
     levels: list[Level] = Field(default_factory=lambda: [0, 1, 2, 3, 4, "mixed"])
     sample_counts: list[int] = Field(default_factory=lambda: [60, 120, 240, 480, 960, 1920])
-    methods: list[Literal["sft", "lora", "restore"]] = Field(default_factory=lambda: ["sft"])
+    methods: list[Literal["base", "sft", "lora", "restore"]] = Field(default_factory=lambda: ["base", "sft"])
     seeds: list[int] = Field(default_factory=lambda: [0])
 
     @field_validator("sample_counts")

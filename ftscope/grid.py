@@ -8,7 +8,8 @@ from ftscope.config import StudyConfig
 from ftscope.fingerprint import fingerprint
 
 
-TRAINED = ("sft", "lora")  # methods that train; `restore` edits the checkpoint of an `sft` cell
+TRAINED = ("sft", "lora")  # methods that train; `restore` edits the checkpoint of an `sft` cell; `base`
+# evaluates the base model itself, once per model, as the reference row
 
 
 @dataclass(frozen=True)
@@ -22,9 +23,13 @@ class Cell:
     k_percent: float = 0.0  # restore only
 
     @property
+    def variant(self) -> str:
+        """The method with its settings: sft, lora, restore-top5, ..."""
+        return f"restore-{self.strategy}{self.k_percent:g}" if self.method == "restore" else self.method
+
+    @property
     def label(self) -> str:
-        method = f"restore-{self.strategy}{self.k_percent:g}" if self.method == "restore" else self.method
-        return f"{self.model}/L{self.level}/n{self.n_samples}/{method}/s{self.seed}"
+        return f"{self.model}/L{self.level}/n{self.n_samples}/{self.variant}/s{self.seed}"
 
     @property
     def parent(self) -> "Cell | None":
@@ -37,7 +42,8 @@ def expand_grid(cfg: StudyConfig) -> list[Cell]:
     g = cfg.grid
     points = [(m.name, str(lvl), n, seed) for m in cfg.models for lvl in g.levels for n in g.sample_counts
               for seed in g.seeds]
-    cells = [Cell(m, lvl, n, method, seed) for m, lvl, n, seed in points for method in g.methods if method in TRAINED]
+    cells = [Cell(m.name, "none", 0, "base", 0) for m in cfg.models] if "base" in g.methods else []
+    cells += [Cell(m, lvl, n, method, seed) for m, lvl, n, seed in points for method in g.methods if method in TRAINED]
     if "restore" in g.methods:
         cells += [Cell(m, lvl, n, "restore", seed, strategy, float(k)) for m, lvl, n, seed in points
                   for strategy in cfg.restore.strategies for k in cfg.restore.k_percent]

@@ -30,13 +30,22 @@ def base_model_path(cfg: StudyConfig, model: ModelConfig, data: StudyData) -> st
     return build_sandbox_model(model.sandbox, data, cfg.cache_dir) if model.sandbox else model.path
 
 
-def mastery_key(cfg: StudyConfig, model: ModelConfig, base_path: str, data: StudyData) -> str:
-    return f"{model.name}-{fingerprint([model_fingerprint(base_path), data.fingerprint, cfg.mastery.model_dump(), model.prompt.model_dump()])}"
+def mastery_fingerprint(cfg: StudyConfig, model: ModelConfig, base_path: str, data: StudyData) -> str:
+    """What mastery depends on: the checkpoint, the data, the scoring settings and the prompt."""
+    return fingerprint([model_fingerprint(base_path), data.fingerprint, cfg.mastery.model_dump(),
+                        model.prompt.model_dump()])
 
 
 def ensure_mastery(cfg: StudyConfig, model: ModelConfig, base_path: str, data: StudyData, store: Store) -> dict[str, int]:
-    """Mastery level of every scored item under this base model; computed once, then read from the store."""
-    key = mastery_key(cfg, model, base_path, data)
+    """Mastery level of every scored item under this base model; computed once, then read from the store.
+    Model entries that share a checkpoint and prompt (e.g. the same model under other launch settings)
+    share the scores."""
+    fp = mastery_fingerprint(cfg, model, base_path, data)
+    key = f"{model.name}-{fp}"
+    same = [f for f in store.files("mastery") if f.endswith(f"-{fp}.parquet")]
+    if not store.exists("mastery", key) and same:
+        rows = store.read_key("mastery", same[0].rsplit("/", 1)[1][:-len(".parquet")]).to_pylist()
+        store.write("mastery", key, [{**r, "model": model.name} for r in rows])
     if not store.exists("mastery", key):
         tok = load_tokenizer(base_path, model.trust_remote_code)
         lm = load_model(base_path, model.dtype, model.trust_remote_code)

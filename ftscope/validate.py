@@ -13,9 +13,11 @@ def validate(path: str, results_dir: str | None = None) -> tuple[StudyConfig | N
         cfg = load_config(path, {"results_dir": results_dir} if results_dir else None)
     except ConfigError as e:
         return None, e.problems, []
-    problems, notes = [], [f"grid: {len(expand_grid(cfg))} cells ({len(cfg.models)} models x "
+    cells = expand_grid(cfg)
+    per_method = ", ".join(f"{sum(c.method == m for c in cells)} {m}" for m in cfg.grid.methods)
+    problems, notes = [], [f"grid: {len(cells)} cells ({per_method}) over {len(cfg.models)} models x "
                            f"{len(cfg.grid.levels)} levels x {len(cfg.grid.sample_counts)} sample counts x "
-                           f"{len(cfg.grid.methods)} methods x {len(cfg.grid.seeds)} seeds)"]
+                           f"{len(cfg.grid.seeds)} seeds"]
     for m in cfg.models:
         if m.path and (problem := check_model_source(m.path)):
             problems.append(f"models.{m.name}.path: {problem}")
@@ -31,9 +33,11 @@ def _capacity(cfg: StudyConfig, notes: list[str]) -> list[str]:
     """Exact per-level check when mastery was already scored; otherwise a bound from the data size."""
     from ftscope.store import Store
 
-    store = Store(cfg.results_dir)
-    mastery = store.read("mastery")
     problems = []
+    try:
+        mastery = Store(cfg.results_dir).read("mastery")
+    except OSError as e:
+        return [f"results_dir: cannot open {cfg.results_dir}: {e}"]
     for m in cfg.models:
         rows = [r for r in mastery.to_pylist() if r["model"] == m.name]
         if rows:

@@ -42,7 +42,7 @@ def test_validate_catches_missing_model_and_too_small_data(tmp_path):
     cfg, problems, notes = validate(str(p))
     assert any("no such local model directory" in x for x in problems)
     assert any("fewer than the largest sample count" in x for x in problems)
-    assert any("grid: 1 cells" in n for n in notes)
+    assert any("grid: 2 cells (1 base, 1 sft)" in n for n in notes)
 
 
 def test_cli_validate_exits_nonzero_with_reasons(tmp_path):

@@ -26,7 +26,8 @@ def test_sft_lora_restore_cells(smoke_config, smoke_base, prefect_harness, tmp_p
     assert study_k(config_path=path, return_state=True).is_completed()
     store = Store(str(tmp_path / "results"))
     cells = {r["variant"]: r for r in store.latest_cells().values()}
-    assert set(cells) == {"sft", "lora", "restore-top5", "restore-top100", "restore-random5", "restore-random100"}
+    assert set(cells) == {"base", "sft", "lora", "restore-top5", "restore-top100", "restore-random5",
+                          "restore-random100"}
     assert all(r["status"] == "done" for r in cells.values())
     for table in ("metrics", "kl", "params"):
         assert set(store.read(table)["cell_id"].to_pylist()) == {r["cell_id"] for r in cells.values()}, table
@@ -40,17 +41,18 @@ def test_sft_lora_restore_cells(smoke_config, smoke_base, prefect_harness, tmp_p
     assert all(r["parent_cell"] == cells["sft"]["cell_id"] for r in restoration)
 
     kl = {r["cell_id"]: r["kl_mean"] for r in store.read("kl").to_pylist() if r["test_level"] == -1}
+    assert abs(kl[cells["base"]["cell_id"]]) < 1e-6
     assert kl[cells["lora"]["cell_id"]] > 0 and kl[cells["sft"]["cell_id"]] > kl[cells["restore-top100"]["cell_id"]]
     region = {r["cell_id"]: r for r in store.read("params").to_pylist() if r["scope"] == "region"}
-    assert region[cells["restore-top100"]["cell_id"]]["sum_change"] == 0.0
+    assert region[cells["restore-top100"]["cell_id"]]["sum_change"] == 0.0 == region[cells["base"]["cell_id"]]["sum_change"]
     assert 0 < region[cells["sft"]["cell_id"]]["top1_share"] < region[cells["sft"]["cell_id"]]["top10_share"] <= 1
     # every restore cell is done, so the parent checkpoint is released (keep_checkpoints is off)
     assert not cell_dir(cfg.model_copy(update={"study": "smoke-methods"}), cells["sft"]["cell_id"]).exists()
 
     # Re-running reuses everything; adding a k re-trains only the parent whose checkpoint was released.
     assert study_k(config_path=path, return_state=True).is_completed()
-    assert store.read("cells").num_rows == 6
+    assert store.read("cells").num_rows == 7
     path = _variant(smoke_config, tmp_path, restore={"k_percent": [5, 100, 20], "strategies": ["top", "random"]})
     assert study_k(config_path=path, return_state=True).is_completed()
     runs = [r["variant"] for r in sorted(store.read("cells").to_pylist(), key=lambda r: r["finished_at"])]
-    assert sorted(runs[6:]) == ["restore-random20", "restore-top20", "sft"]
+    assert sorted(runs[7:]) == ["restore-random20", "restore-top20", "sft"]

@@ -1,0 +1,34 @@
+"""Multi-process cells inside the real flow: one times out, one crashes (DeepSpeed rejects its
+config on every rank), and the rest of the grid completes. Neither failure is retried."""
+
+import json
+
+import yaml
+
+from flows.study_k import study_k
+from ftscope.store import Store
+
+
+def test_timeout_and_crash_are_reported_and_the_grid_completes(smoke_config, smoke_base, prefect_harness, tmp_path):
+    cfg, *_ = smoke_base
+    sandbox = cfg.models[0].sandbox.model_dump()
+    bad_ds = tmp_path / "bad_zero3.json"
+    bad_ds.write_text(json.dumps({"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": 3}))
+    path = tmp_path / "launch.yaml"
+    path.write_text(yaml.safe_dump({
+        "extends": smoke_config, "study": "launch-failures", "results_dir": str(tmp_path / "results"),
+        "models": [{"name": "tiny", "sandbox": sandbox},
+                   {"name": "tiny-slow", "sandbox": sandbox, "processes": 2, "timeout_s": 2},
+                   {"name": "tiny-bad-ds", "sandbox": sandbox, "processes": 2, "deepspeed": str(bad_ds)}],
+        "grid": {"levels": [4], "sample_counts": [8], "methods": ["sft"]}}))
+
+    state = study_k(config_path=str(path), return_state=True)
+    assert state.is_failed() and "2 of 3 cells failed" in state.message
+    cells = {r["model"]: r for r in Store(str(tmp_path / "results")).latest_cells().values()}
+    assert cells["tiny"]["status"] == "done"
+    assert cells["tiny-slow"]["status"] == "failed"
+    assert cells["tiny-slow"]["error"].startswith("LaunchTimeout: training did not finish within 2 s")
+    assert cells["tiny-bad-ds"]["status"] == "failed"
+    assert cells["tiny-bad-ds"]["error"].startswith("LaunchError: training exited with code")
+    assert "train_micro_batch_size_per_gpu" in cells["tiny-bad-ds"]["error"]  # the rank's own words
+    assert len(Store(str(tmp_path / "results")).read("cells")) == 3  # deterministic failures: no retries
