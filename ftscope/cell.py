@@ -87,8 +87,7 @@ def _work(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store
     work.mkdir(parents=True, exist_ok=True)
     tok = load_tokenizer(ctx.base_path, model_cfg.trust_remote_code)
     test = [it for it in ctx.items if it["split"] == "test"]
-    device = f"cuda:{gpus[0]}" if gpus else None
-    load = lambda path: load_model(path, model_cfg.dtype, model_cfg.trust_remote_code, device)  # noqa: E731
+    load = lambda path: load_model(path, model_cfg.dtype, model_cfg.trust_remote_code, gpus)  # noqa: E731
 
     t0 = time.monotonic()
     if cell.method == "base":

@@ -18,14 +18,23 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
     return tok
 
 
-def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = False, device: str | None = None):
+def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = False, gpus: list[int] | None = None):
+    """For evaluation and analysis: on one GPU, or spread layer by layer over several (a 70B model
+    in bf16 does not fit one), or on the CPU when there is no GPU."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    placement = {}
+    if gpus and len(gpus) > 1:
+        placement = {"device_map": "auto", "max_memory": {
+            g: f"{int(torch.cuda.get_device_properties(g).total_memory * 0.85 / 2**30)}GiB" for g in gpus}}
     with _LOAD_LOCK:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
-    return model.to(device or default_device()).eval()
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code,
+                                                     **placement)
+    if not placement:
+        model = model.to(f"cuda:{gpus[0]}" if gpus else default_device())
+    return model.eval()
 
 
 def default_device() -> str:

@@ -17,6 +17,7 @@ from ftscope.mastery import score_mastery
 from ftscope.models import load_model, load_tokenizer
 from ftscope.sandbox_model import build_sandbox_model
 from ftscope.store import Store
+from ftscope.train.gpus import hold_gpus
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,10 @@ def ensure_mastery(cfg: StudyConfig, model: ModelConfig, base_path: str, data: S
         store.write("mastery", key, [{**r, "model": model.name} for r in rows])
     if not store.exists("mastery", key):
         tok = load_tokenizer(base_path, model.trust_remote_code)
-        lm = load_model(base_path, model.dtype, model.trust_remote_code)
-        rows = score_mastery(lm, tok, data.items, model.prompt, cfg.mastery)
+        with hold_gpus(model.gpus) as gpus:
+            lm = load_model(base_path, model.dtype, model.trust_remote_code, gpus)
+            rows = score_mastery(lm, tok, data.items, model.prompt, cfg.mastery)
+            del lm
         extra = {"model": model.name, "model_fp": model_fingerprint(base_path), "data_fp": data.fingerprint,
                  "n_map": cfg.mastery.n_map, "n_sample": cfg.mastery.n_sample, "temperature": cfg.mastery.temperature}
         store.write("mastery", key, [{**r, **extra} for r in rows])
