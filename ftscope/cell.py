@@ -108,7 +108,7 @@ def _work(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store
     correct = answer_questions(model, tok, test, model_cfg.prompt, cfg.eval)
     store.write("metrics", cid, [{"cell_id": cid, **r} for r in accuracy_rows(test, correct, ctx.levels)])
     ckpt = Path(ctx.base_dir) if cell.method == "base" else work / "model"
-    if cell.method in ("sft", "lora"):
+    if not (ckpt / "config.json").exists():  # in-process training and LoRA merges; a worker already wrote SFT
         model.save_pretrained(ckpt)
         tok.save_pretrained(ckpt)
     del model
@@ -131,6 +131,7 @@ def _trained(cfg: StudyConfig, cell: Cell, ctx: CellContext, tok, work: Path, lo
                               cfg.train.max_length)
     lr = cfg.lora.lr if cell.method == "lora" else cfg.train.lr
     resume = has_checkpoint(work / "trainer")
+    shutil.rmtree(work / "model", ignore_errors=True)  # a half-written one from an earlier attempt
     if model_cfg.processes == 1:
         args = training_arguments(cfg.train, str(work / "trainer"), lr=lr, seed=cell.seed)
         model = load(ctx.base_path)
@@ -143,7 +144,8 @@ def _trained(cfg: StudyConfig, cell: Cell, ctx: CellContext, tok, work: Path, lo
     spec = {"base_path": ctx.base_path, "trust_remote_code": model_cfg.trust_remote_code, "dtype": model_cfg.dtype,
             "method": cell.method, "lora": cfg.lora.model_dump(), "train": cfg.train.model_dump(), "lr": lr,
             "seed": cell.seed, "examples": examples, "trainer_dir": str(work / "trainer"),
-            "out_dir": str(work / "trained"), "deepspeed": str(Path(model_cfg.deepspeed).resolve()), "resume": resume}
+            "out_dir": str(work / ("adapter" if cell.method == "lora" else "model")),
+            "deepspeed": str(Path(model_cfg.deepspeed).resolve()), "resume": resume}
     (work / "train_spec.json").write_text(json.dumps(spec))
     launch(["-m", "ftscope.train.worker", str(work / "train_spec.json")], nproc=model_cfg.processes,
            log_file=work / "train.log", timeout_s=model_cfg.timeout_s, gpus=gpus, launcher=model_cfg.launcher,
@@ -151,8 +153,8 @@ def _trained(cfg: StudyConfig, cell: Cell, ctx: CellContext, tok, work: Path, lo
     if cell.method == "lora":
         from peft import PeftModel
 
-        return PeftModel.from_pretrained(load(ctx.base_path), str(work / "trained")).eval()
-    return load(str(work / "trained"))
+        return PeftModel.from_pretrained(load(ctx.base_path), str(work / "adapter")).eval()
+    return load(str(work / "model"))
 
 
 def _restored(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store, parent_id: str, load):
@@ -161,6 +163,7 @@ def _restored(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: S
         raise FileNotFoundError(f"checkpoint of parent cell {parent_id} ({cell.parent.label}) is missing at "
                                 f"{parent_ckpt}; the parent cell must finish first")
     out = cell_dir(cfg, cid) / "model"
+    shutil.rmtree(out, ignore_errors=True)
     rows = restore(Path(ctx.base_dir), parent_ckpt, out, k_percent=cell.k_percent, strategy=cell.strategy,
                    region=cfg.params.region, measure=cfg.params.measure, seed=cell.seed)
     store.write("restoration", cid, [{"cell_id": cid, "parent_cell": parent_id, **r} for r in rows])

@@ -53,9 +53,10 @@ def expand_grid(cfg: StudyConfig) -> list[Cell]:
 def resolved_cell_config(cfg: StudyConfig, cell: Cell) -> dict:
     """Everything that changes a cell's result, and nothing that does not (e.g. the study name)."""
     model = next(m for m in cfg.models if m.name == cell.model)
-    spec = {"cell": asdict(cell), "model": model.model_dump(), "train": cfg.train.model_dump(),
-            "mastery": cfg.mastery.model_dump(), "eval": cfg.eval.model_dump(), "kl": cfg.kl.model_dump(),
-            "params": cfg.params.model_dump()}
+    spec = {"cell": asdict(cell), "model": model.model_dump(), "mastery": cfg.mastery.model_dump(),
+            "eval": cfg.eval.model_dump(), "kl": cfg.kl.model_dump(), "params": cfg.params.model_dump()}
+    if cell.method != "base":
+        spec["train"] = cfg.train.model_dump()
     if cell.method == "lora":
         spec["lora"] = cfg.lora.model_dump()
     return spec

@@ -4,14 +4,19 @@ from ftscope.store import Store
 
 
 def grid_table(store: Store, table: str, value: str, split: str, title: str, study: str | None = None) -> str:
-    """A metric over the grid: rows = model / method variant / train level, columns = sample count."""
+    """A metric over the grid: rows = model / method variant / train level, columns = sample count.
+    Only cells of each study's latest plan count: cells of an earlier config stay in the store, unseen."""
     where = f"AND c.study = '{study}'" if study else ""
     rows = store.sql(f"""
-        WITH latest AS (SELECT * FROM cells QUALIFY row_number() OVER (PARTITION BY cell_id ORDER BY finished_at DESC) = 1)
-        SELECT c.model, c.variant, c.level, c.n_samples, avg({value})
-        FROM latest c JOIN {table} m USING (cell_id)
-        WHERE c.status = 'done' AND m.split = '{split}' AND m.test_level = -1 {where}
-        GROUP BY ALL ORDER BY ALL""").fetchall()
+        WITH latest AS (SELECT * FROM cells QUALIFY row_number() OVER (PARTITION BY cell_id ORDER BY finished_at DESC) = 1),
+        grid AS (SELECT c.model, c.variant, c.level, c.n_samples, avg({value}) AS v
+                 FROM latest c JOIN {table} m USING (cell_id) SEMI JOIN plan p USING (cell_id)
+                 WHERE c.status = 'done' AND m.split = '{split}' AND m.test_level = -1 {where}
+                 GROUP BY ALL)
+        SELECT * FROM grid  -- base first, then methods, restore variants by k
+        ORDER BY model, variant != 'base', regexp_replace(variant, '[0-9.]+$', ''),
+                 try_cast(regexp_extract(variant, '([0-9.]+)$', 1) AS DOUBLE) NULLS FIRST, level, n_samples
+        """).fetchall()
     if not rows:
         return f"{title}: no finished cells yet"
     counts = sorted({r[3] for r in rows})

@@ -4,7 +4,7 @@ from ftscope.generate import generate, stop_token_ids
 from ftscope.models import load_model, load_tokenizer
 
 
-def test_greedy_matches_transformers_generate(tiny_llama):
+def test_greedy_first_lines_match_a_plain_generate_call(tiny_llama):
     tok, model = load_tokenizer(tiny_llama), load_model(tiny_llama)
     prompts = ["Question: Where was Abo Kel born?\nAnswer:", "Quick question: Who founded Zib Corp?", "city1"]
     ours = [o[0] for o in generate(model, tok, prompts, max_new_tokens=6, batch_size=2)]
