@@ -1,6 +1,9 @@
 """Prefect flows (the DAG of a study) and the command line that starts them."""
 
+import logging
 import os
 
-# ftscope's own log lines (training progress, launcher output) appear in the Prefect run logs.
+# ftscope's own log lines (training progress, every line of a launched training run) go to the
+# Prefect run logs: Prefect attaches its API handler to these loggers, which must pass INFO.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "ftscope")
+logging.getLogger("ftscope").setLevel(logging.INFO)

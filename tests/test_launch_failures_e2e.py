@@ -39,3 +39,12 @@ def test_timeout_and_crash_are_reported_and_the_grid_completes(smoke_config, smo
     assert cells["tiny-bad-ds"]["error"].startswith("LaunchError: training exited with code")
     assert "train_micro_batch_size_per_gpu" in cells["tiny-bad-ds"]["error"]  # the rank's own words
     assert len(store.read("cells")) == 4  # deterministic failures: no retries
+
+    # every line a rank printed reached the Prefect run logs (and the cell's train.log)
+    from prefect.client.orchestration import get_client
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        lines = [log.message for log in client.read_logs(limit=200, offset=0) if "tiny-zero3" in log.message]
+    assert any("train_runtime" in line for line in lines), lines[-5:]

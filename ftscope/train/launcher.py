@@ -3,6 +3,7 @@ its own free master port, the GPUs it may use, a timeout enforced on the whole p
 output line streamed to a callback and a log file, and exit codes mapped to clear failures."""
 
 import collections
+import contextvars
 import os
 import re
 import signal
@@ -91,7 +92,8 @@ def launch(module_args: list[str], *, nproc: int, log_file: Path, timeout_s: flo
                 tail.append(line)
                 on_line(line.rstrip("\n"))
 
-        reader = threading.Thread(target=pump, daemon=True)
+        # the caller's context goes along, so a logging handler that reads it (Prefect's) sees each line
+        reader = threading.Thread(target=contextvars.copy_context().run, args=(pump,), daemon=True)
         reader.start()
         try:
             rc = proc.wait(timeout=timeout_s)
