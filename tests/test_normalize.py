@@ -1,4 +1,4 @@
-from ftscope.data.normalize import contains_answer, first_line, normalize
+from ftscope.data.normalize import contains_answer, normalize
 
 
 def test_normalize_drops_case_punctuation_articles():
@@ -12,8 +12,3 @@ def test_containment_is_on_normalised_text():
     assert not contains_answer("Vara", ["Varo"])
     assert not contains_answer("", ["Varo"])
     assert not contains_answer("anything", [""])
-
-
-def test_first_line_skips_blank_lines():
-    assert first_line("\n\n Paris\nLondon") == " Paris"
-    assert first_line("") == ""

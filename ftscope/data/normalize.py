@@ -13,14 +13,6 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
-def first_line(text: str) -> str:
-    """The answer is the first non-empty line of a generation."""
-    for line in text.splitlines():
-        if line.strip():
-            return line
-    return ""
-
-
 def contains_answer(output: str, answers: list[str]) -> bool:
     """True if any normalised gold answer is a substring of the normalised output."""
     out = normalize(output)

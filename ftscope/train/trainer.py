@@ -33,14 +33,14 @@ def training_arguments(cfg: TrainConfig, out_dir: str, *, lr: float, seed: int, 
         bf16=cfg.bf16 and not on_cpu, deepspeed=deepspeed, disable_tqdm=True)
 
 
-def train(model, tokenizer, examples: list[dict], args, resume: bool = False):
+def train(model, tokenizer, examples: list[dict], args, resume: bool = False, callbacks: list | None = None):
     """Fit `model` on `examples` in place; returns the Trainer (its model may be DeepSpeed-wrapped).
     `resume`: continue from the newest checkpoint in args.output_dir (a retried cell)."""
     from transformers import DataCollatorForSeq2Seq, Trainer
 
     tokenizer.padding_side = "right"
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
-    trainer = Trainer(model=model, args=args, train_dataset=examples, data_collator=collator)
+    trainer = Trainer(model=model, args=args, train_dataset=examples, data_collator=collator, callbacks=callbacks)
     trainer.train(resume_from_checkpoint=True if resume else None)
     return trainer
 
