@@ -4,11 +4,11 @@ from prefect import flow, get_run_logger
 from prefect.states import Failed
 
 from ftscope.cell import CellContext
+from ftscope.checkpoint import checkpoint_dir
 from ftscope.config import ConfigError
 from ftscope.grid import capacity_problems
 from ftscope.report import accuracy_table
 from ftscope.store import Store
-from ftscope.checkpoint import checkpoint_dir
 from ftscope.study import pending, plan_cells, release_checkpoints
 from ftscope.validate import validate
 from tasks.policy import ensure_gpu_limit

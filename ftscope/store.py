@@ -73,6 +73,9 @@ class Store:
         info = self.fs.get_file_info(pafs.FileSelector(self._dir(table), allow_not_found=True))
         return sorted(i.path for i in info if i.path.endswith(".parquet") and not i.base_name.startswith("."))
 
+    def keys(self, table: str) -> list[str]:
+        return [f.rsplit("/", 1)[1][: -len(".parquet")] for f in self.files(table)]
+
     def read(self, table: str, filter=None) -> pa.Table:
         """The whole table (empty, with its schema, if nothing was written yet)."""
         files = self.files(table)

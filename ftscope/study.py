@@ -5,13 +5,12 @@ Each step is a plain function so the Prefect layer only adds policy (retries, ca
 
 import logging
 import shutil
+from dataclasses import dataclass
 
 from ftscope.cell import cell_dir, checkpoint_of
 from ftscope.config import ModelConfig, StudyConfig
 from ftscope.data.prepare import StudyData
 from ftscope.fingerprint import fingerprint, model_fingerprint
-from dataclasses import dataclass
-
 from ftscope.grid import Cell, cell_id, expand_grid
 from ftscope.mastery import score_mastery
 from ftscope.models import load_model, load_tokenizer
@@ -43,9 +42,9 @@ def ensure_mastery(cfg: StudyConfig, model: ModelConfig, base_path: str, data: S
     share the scores."""
     fp = mastery_fingerprint(cfg, model, base_path, data)
     key = f"{model.name}-{fp}"
-    same = [f for f in store.files("mastery") if f.endswith(f"-{fp}.parquet")]
+    same = [k for k in store.keys("mastery") if k.endswith(f"-{fp}")]
     if not store.exists("mastery", key) and same:
-        rows = store.read_key("mastery", same[0].rsplit("/", 1)[1][:-len(".parquet")]).to_pylist()
+        rows = store.read_key("mastery", same[0]).to_pylist()
         store.write("mastery", key, [{**r, "model": model.name} for r in rows])
     if not store.exists("mastery", key):
         tok = load_tokenizer(base_path, model.trust_remote_code)

@@ -56,7 +56,9 @@ def test_entityquestions_loader_reads_local_files(tmp_path):
     by_q = {it["question"]: it for it in items}
     assert len(items) == 3  # OOD relations are test-only: P50's train file is not read
     assert by_q["Where was Ada Lovelace born?"]["split"] == "train"
-    assert by_q["Where was Alan Turing born?"] | {} and by_q["Where was Alan Turing born?"]["answers"] == ["Maida Vale", "London"]
+    turing = by_q["Where was Alan Turing born?"]
+    assert turing["answers"] == ["Maida Vale", "London"] and turing["subject"] == "Alan Turing"
+    assert turing["split"] == "test" and turing["domain"] == "id"
     assert by_q["Who is the author of Dune?"]["domain"] == "ood"
     assert by_q["Who is the author of Dune?"]["subject"] == "Dune"
 
