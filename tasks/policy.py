@@ -2,11 +2,10 @@
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
-from prefect.exceptions import ObjectNotFound
-from prefect.logging import get_logger
+from prefect.exceptions import MissingContextError, ObjectNotFound
+from prefect.logging import get_logger, get_run_logger
 
 GPU_LIMIT = "ftscope-gpus"
-log = get_logger("ftscope.policy")
 
 
 def worth_retrying(task, task_run, state) -> bool:
@@ -14,7 +13,11 @@ def worth_retrying(task, task_run, state) -> bool:
     config, too little data, out of memory at the same size)."""
     exc = state.result(raise_on_failure=False)
     retriable = bool(getattr(exc, "retriable", False))
-    log.info("%s: %s -> %s", task_run.name, type(exc).__name__, "retrying" if retriable else "not retried (deterministic)")
+    try:
+        log = get_run_logger()  # shown on the task run in the UI
+    except MissingContextError:
+        log = get_logger("ftscope.policy")
+    log.info("%s: %s -> %s", task_run.name, type(exc).__name__, "retrying" if retriable else "not retried: deterministic")
     return retriable
 
 
