@@ -64,7 +64,7 @@ def run_cell(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: St
            "seed": cell.seed, "parent_cell": parent_id, "config": json.dumps(resolved_cell_config(cfg, cell)),
            "started_at": started, "versions": versions(), "train_s": None, "eval_s": None}
     try:
-        with hold_gpus(next(m for m in cfg.models if m.name == cell.model).gpus) as gpus:
+        with hold_gpus(cfg.model(cell.model).gpus) as gpus:
             row.update(status="done", error=None, **_work(cfg, cell, cid, ctx, store, parent_id, gpus))
     except Exception as e:
         row.update(status="failed", error=f"{type(e).__name__}: {e}")
@@ -82,7 +82,7 @@ def _finish(store: Store, row: dict, t0: float) -> None:
 
 def _work(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store, parent_id: str | None,
           gpus: list[int] | None) -> dict:
-    model_cfg = next(m for m in cfg.models if m.name == cell.model)
+    model_cfg = cfg.model(cell.model)
     work = cell_dir(cfg, cid)
     work.mkdir(parents=True, exist_ok=True)
     tok = load_tokenizer(ctx.base_path, model_cfg.trust_remote_code)
@@ -126,7 +126,7 @@ def _work(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store
 def _trained(cfg: StudyConfig, cell: Cell, ctx: CellContext, tok, work: Path, load, gpus: list[int] | None):
     """Train in this process, or on several ranks with DeepSpeed ZeRO-3 through the launcher. A retried
     cell resumes from the last checkpoint its earlier attempt left in work/trainer."""
-    model_cfg = next(m for m in cfg.models if m.name == cell.model)
+    model_cfg = cfg.model(cell.model)
     examples = build_examples(select_training_items(ctx.items, ctx.levels, cell), model_cfg.prompt, tok,
                               cfg.train.max_length)
     lr = cfg.lora.lr if cell.method == "lora" else cfg.train.lr

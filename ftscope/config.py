@@ -200,6 +200,10 @@ class StudyConfig(_Strict):
     restore: RestoreConfig = Field(default_factory=RestoreConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
+    def model(self, name: str) -> ModelConfig:
+        """The model entry called `name`."""
+        return next(m for m in self.models if m.name == name)
+
     @model_validator(mode="after")
     def _consistent(self):
         names = [m.name for m in self.models]

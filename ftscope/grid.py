@@ -52,7 +52,7 @@ def expand_grid(cfg: StudyConfig) -> list[Cell]:
 
 def resolved_cell_config(cfg: StudyConfig, cell: Cell) -> dict:
     """Everything that changes a cell's result, and nothing that does not (e.g. the study name)."""
-    model = next(m for m in cfg.models if m.name == cell.model)
+    model = cfg.model(cell.model)
     spec = {"cell": asdict(cell), "model": model.model_dump(), "mastery": cfg.mastery.model_dump(),
             "eval": cfg.eval.model_dump(), "kl": cfg.kl.model_dump(), "params": cfg.params.model_dump()}
     if cell.method != "base":

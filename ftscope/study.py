@@ -21,10 +21,6 @@ from ftscope.train.gpus import hold_gpus
 log = logging.getLogger(__name__)
 
 
-def model_config(cfg: StudyConfig, name: str) -> ModelConfig:
-    return next(m for m in cfg.models if m.name == name)
-
-
 def base_model_path(cfg: StudyConfig, model: ModelConfig, data: StudyData) -> str:
     """The base checkpoint: a hub id or local dir as given, or the (cached) pretrained sandbox model."""
     return build_sandbox_model(model.sandbox, data, cfg.cache_dir) if model.sandbox else model.path

@@ -12,7 +12,7 @@ from ftscope.config import StudyConfig
 from ftscope.data.prepare import StudyData, prepare_data
 from ftscope.grid import Cell
 from ftscope.store import Store
-from ftscope.study import base_model_path, ensure_mastery, model_config
+from ftscope.study import base_model_path, ensure_mastery
 from tasks.policy import GPU_LIMIT, worth_retrying
 
 
@@ -23,20 +23,20 @@ def prepare_data_task(cfg: StudyConfig) -> StudyData:
 
 @task(name="base-model", cache_policy=NO_CACHE, task_run_name="base-model {name}")
 def base_model_task(cfg: StudyConfig, name: str, data: StudyData) -> str:
-    return base_model_path(cfg, model_config(cfg, name), data)
+    return base_model_path(cfg, cfg.model(name), data)
 
 
 @task(name="mastery", cache_policy=NO_CACHE, task_run_name="mastery {name}")
 def mastery_task(cfg: StudyConfig, name: str, base_path: str, data: StudyData) -> dict[str, int]:
-    with gpu_slots(model_config(cfg, name).gpus):
-        return ensure_mastery(cfg, model_config(cfg, name), base_path, data, Store(cfg.results_dir))
+    with gpu_slots(cfg.model(name).gpus):
+        return ensure_mastery(cfg, cfg.model(name), base_path, data, Store(cfg.results_dir))
 
 
 @task(name="cell", cache_policy=NO_CACHE, task_run_name="cell {label}", retries=2, retry_delay_seconds=30,
       retry_condition_fn=worth_retrying)
 def cell_task(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, parent_id: str | None, label: str) -> dict:
     """One cell; a cell that needs GPUs first takes that many slots of the global GPU limit."""
-    with gpu_slots(model_config(cfg, cell.model).gpus):
+    with gpu_slots(cfg.model(cell.model).gpus):
         return run_cell(cfg, cell, cid, ctx, Store(cfg.results_dir), parent_id)
 
 
