@@ -7,14 +7,17 @@ Stopping is by token ids (EOS and every token whose text holds a newline) rather
 import torch
 
 
+_STOP_IDS: dict[tuple, list[int]] = {}
+
+
 def stop_token_ids(tokenizer) -> list[int]:
-    """EOS plus every token whose text holds a newline, so generation ends with the first line."""
-    cached = getattr(tokenizer, "_ftscope_stop_ids", None)
-    if cached is None:
+    """EOS plus every token whose text holds a newline, so generation ends with the first line.
+    Decoding the whole vocabulary once per tokenizer (not per cell) keeps this off the hot path."""
+    key = (tokenizer.name_or_path, len(tokenizer), tokenizer.eos_token_id)
+    if key not in _STOP_IDS or not tokenizer.name_or_path:
         texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-        cached = sorted({i for i, t in enumerate(texts) if "\n" in t} | {tokenizer.eos_token_id})
-        tokenizer._ftscope_stop_ids = cached
-    return cached
+        _STOP_IDS[key] = sorted({i for i, t in enumerate(texts) if "\n" in t} | {tokenizer.eos_token_id})
+    return _STOP_IDS[key]
 
 
 @torch.no_grad()
