@@ -28,11 +28,11 @@ def cmd_validate(args) -> int:
 def cmd_run(args) -> int:
     cfg = _validate_or_exit(args.config, args.results)
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "ftscope")
-    from flows.study_k import study_k
+    from flows.study import study
     from ftscope.report import study_report
     from ftscope.store import Store
 
-    state = study_k(config_path=args.config, results_dir=args.results, return_state=True)
+    state = study(config_path=args.config, results_dir=args.results, validated=True, return_state=True)
     print("\n" + study_report(Store(cfg.results_dir), cfg.study))
     print(f"\nresults: {cfg.results_dir}  (ftscope status {cfg.results_dir})")
     if not state.is_completed():

@@ -1,42 +1,159 @@
-"""One cell of the grid: get the model (train, or restore a parent's checkpoint) -> evaluate -> KL
-to the base model -> parameter change -> write rows. Failures are recorded, never lost."""
+"""One cell of a study's grid: (model, method, axes, seed) -> the method's recipe builds a model ->
+the study evaluates it -> rows in the store. Failures are recorded, never lost."""
 
 import json
 import logging
 import platform
-import shutil
+import socket
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from ftscope import __version__
-from ftscope.config import StudyConfig
-from ftscope.divergence import kl_rows, token_kl
-from ftscope.evaluate import accuracy_rows, answer_questions
-from ftscope.grid import Cell, resolved_cell_config, select_training_items
+from ftscope import __version__, checkpoints
+from ftscope.fingerprint import fingerprint
+from ftscope.methods import RECIPES, Built, variant_name
 from ftscope.models import load_model, load_tokenizer
-from ftscope.params import change_stats
-from ftscope.restore import restore
+from ftscope.prompts import Prompter
 from ftscope.store import Store
+from ftscope.studydata import StudyData
 from ftscope.train.examples import build_examples
 from ftscope.train.gpus import hold_gpus
-from ftscope.train.launcher import launch
-from ftscope.train.trainer import has_checkpoint, train, training_arguments, wrap_lora
 
 log = logging.getLogger("ftscope.cell")
 
 
 @dataclass(frozen=True)
-class CellContext:
-    """What every cell of one base model shares: the data, the base checkpoint and its mastery levels."""
-    items: list[dict]
+class Cell:
+    """A point of the grid. `axes` are what the study varies (Study K: level, n; Study G: train, size);
+    `params` are the method's variant settings (restore: strategy, k_percent; fticl: shots)."""
+    model: str
+    method: str
+    axes: tuple[tuple[str, Any], ...] = ()
+    seed: int = 0
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def variant(self) -> str:
+        """The method with its settings: sft, restore-top5, fticl-2, ..."""
+        return variant_name(RECIPES.get(self.method), dict(self.params))
+
+    @property
+    def label(self) -> str:
+        return "/".join([self.model, *(f"{k}={v}" for k, v in self.axes), self.variant, f"s{self.seed}"])
+
+    @property
+    def parent(self) -> "Cell | None":
+        """The cell whose checkpoint this one starts from (restore: its SFT cell)."""
+        parent = RECIPES.get(self.method).parent
+        return Cell(self.model, RECIPES.get(parent).name, self.axes, self.seed) if parent else None
+
+
+def cell_spec(cfg, study, cell: Cell) -> dict:
+    """Everything that changes a cell's result, and nothing that does not (e.g. the study name)."""
+    recipe = RECIPES.get(cell.method)
+    return {"cell": {"model": cell.model, "method": recipe.name, "axes": dict(cell.axes), "seed": cell.seed,
+                     "params": dict(cell.params)},
+            "model": cfg.model(cell.model).model_dump(), "study": study.cell_config(cfg, cell),
+            "method": recipe.relevant(cfg)}
+
+
+def cell_id(cfg, study, cell: Cell, data_fp: str, model_fp: str) -> str:
+    return fingerprint({**cell_spec(cfg, study, cell), "data_fp": data_fp, "model_fp": model_fp})
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What every cell of one base model shares: the data, the base checkpoint, the study's preparation
+    of this model (Study K: its mastery levels)."""
+    data: StudyData
     base_path: str  # as configured: hub id or local dir
     base_dir: str  # local safetensors checkpoint of the base model
-    levels: dict[str, int]  # item_id -> mastery level under this base model
+    prep: Any = None
+
+
+@dataclass
+class CellRun:
+    """What a recipe and a study's evaluation see of the cell being run."""
+    cfg: Any
+    study: Any
+    cell: Cell
+    cid: str
+    ctx: ModelContext
+    store: Store
+    parent_id: str | None = None
+    gpus: list[int] | None = None
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def model_cfg(self):
+        return self.cfg.model(self.cell.model)
+
+    @property
+    def params(self) -> dict:
+        return dict(self.cell.params)
+
+    @property
+    def axes(self) -> dict:
+        return dict(self.cell.axes)
+
+    @property
+    def data(self) -> StudyData:
+        return self.ctx.data
+
+    @property
+    def prep(self):
+        return self.ctx.prep
+
+    @property
+    def base_path(self) -> str:
+        return self.ctx.base_path
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.ctx.base_dir)
+
+    @property
+    def work(self) -> Path:
+        return checkpoints.cell_dir(self.cfg, self.cid)
+
+    @cached_property
+    def tokenizer(self):
+        return load_tokenizer(self.base_path, self.model_cfg.trust_remote_code)
+
+    def load(self, path: str | Path | None = None):
+        """The base model (or the checkpoint at `path`) on this cell's devices."""
+        m = self.model_cfg
+        return load_model(str(path or self.base_path), m.dtype, m.trust_remote_code, self.gpus, m.use_safetensors)
+
+    def prompter(self, dataset) -> Prompter:
+        return Prompter(dataset.spec, self.model_cfg.prompt, self.tokenizer)
+
+    def examples(self, shots: int = 0, prompt_map: int = 0) -> list[dict]:
+        """Tokenized training examples of this cell's items, each after the first `shots` demonstrations
+        of the training set's pool (FTICL)."""
+        items, dataset = self.study.training_items(self)
+        demos = dataset.demos[:shots]
+        if len(demos) < shots:
+            raise ValueError(f"{shots} demonstrations asked but dataset {dataset.name} has {len(demos)} in its pool")
+        return build_examples(items, self.prompter(dataset), self.tokenizer, self.cfg.train.max_length, demos,
+                              prompt_map)
+
+    def parent_checkpoint(self) -> Path:
+        ckpt = checkpoints.checkpoint_of(self.cfg, self.parent_id)
+        if not (ckpt / "config.json").exists():
+            raise FileNotFoundError(f"checkpoint of parent cell {self.parent_id} ({self.cell.parent.label}) is "
+                                    f"missing at {ckpt}; the parent cell must finish first")
+        return ckpt
+
+    def checkpoint(self, built: Built) -> Path:
+        """The built model's weights on disk (saved now if they are not yet)."""
+        return checkpoints.save(self, built)
 
 
 def versions() -> str:
@@ -47,25 +164,37 @@ def versions() -> str:
                        "transformers": transformers.__version__, "peft": peft.__version__})
 
 
-def cell_dir(cfg: StudyConfig, cid: str) -> Path:
-    return Path(cfg.artifacts_dir) / cfg.study / "cells" / cid
+def runtime(gpus: list[int] | None) -> dict:
+    """What a result may depend on beyond its config: where and how it ran."""
+    device = f"cuda:{','.join(map(str, gpus))} {torch.cuda.get_device_name(gpus[0])}" if gpus else \
+        f"cpu {torch.backends.cpu.get_cpu_capability()}"
+    return {"host": socket.gethostname(), "device": device, "threads": torch.get_num_threads()}
 
 
-def checkpoint_of(cfg: StudyConfig, cid: str) -> Path:
-    return cell_dir(cfg, cid) / "model"
-
-
-def run_cell(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store,
-             parent_id: str | None = None) -> dict:
-    """Run one cell and write its rows; on failure write a failed `cells` row and re-raise."""
+def run_cell(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, parent_id: str | None = None,
+             keep: bool = False) -> dict:
+    """Run one cell and write its rows; on failure write a failed `cells` row and re-raise. `keep`:
+    leave its checkpoint for cells that start from it."""
     started, t0 = datetime.now(timezone.utc), time.monotonic()
-    row = {"cell_id": cid, "study": cfg.study, "model": cell.model, "level": cell.level,
-           "n_samples": cell.n_samples, "method": cell.method, "variant": cell.variant,
-           "seed": cell.seed, "parent_cell": parent_id, "config": json.dumps(resolved_cell_config(cfg, cell)),
+    recipe = RECIPES.get(cell.method)
+    row = {"cell_id": cid, "study": cfg.study, "kind": cfg.kind, "model": cell.model, "method": recipe.name,
+           "variant": cell.variant, "axes": json.dumps(dict(cell.axes)), "params": json.dumps(dict(cell.params)),
+           "seed": cell.seed, "parent_cell": parent_id, "config": json.dumps(cell_spec(cfg, study, cell)),
            "started_at": started, "versions": versions(), "train_s": None, "eval_s": None}
     try:
         with hold_gpus(cfg.model(cell.model).gpus) as gpus:
-            row.update(status="done", error=None, **_work(cfg, cell, cid, ctx, store, parent_id, gpus))
+            row.update(runtime(gpus))
+            run = CellRun(cfg, study, cell, cid, ctx, store, parent_id, gpus)
+            run.work.mkdir(parents=True, exist_ok=True)
+            t = time.monotonic()
+            built = recipe.build(run)
+            row["train_s"] = time.monotonic() - t
+            t = time.monotonic()
+            study.evaluate(run, built)
+            row["eval_s"] = time.monotonic() - t
+            del built
+            checkpoints.finish(run, keep=keep or cfg.keep_checkpoints)
+        row.update(status="done", error=None)
     except Exception as e:
         row.update(status="failed", error=f"{type(e).__name__}: {e}")
         _finish(store, row, t0)
@@ -78,93 +207,3 @@ def run_cell(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: St
 def _finish(store: Store, row: dict, t0: float) -> None:
     row.update(finished_at=datetime.now(timezone.utc), duration_s=time.monotonic() - t0)
     store.write("cells", f"{row['cell_id']}-{row['finished_at']:%Y%m%dT%H%M%S%f}", [row])
-
-
-def _work(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store, parent_id: str | None,
-          gpus: list[int] | None) -> dict:
-    model_cfg = cfg.model(cell.model)
-    work = cell_dir(cfg, cid)
-    work.mkdir(parents=True, exist_ok=True)
-    tok = load_tokenizer(ctx.base_path, model_cfg.trust_remote_code)
-    test = [it for it in ctx.items if it["split"] == "test"]
-    load = lambda path: load_model(path, model_cfg.dtype, model_cfg.trust_remote_code, gpus)  # noqa: E731
-
-    t0 = time.monotonic()
-    if cell.method == "base":
-        model = kl_base = load(ctx.base_path)
-    elif cell.method == "restore":
-        model, kl_base = _restored(cfg, cell, cid, ctx, store, parent_id, load), load(ctx.base_path)
-    else:
-        model = _trained(cfg, cell, ctx, tok, work, load, gpus)
-        kl_base = None if cell.method == "lora" else load(ctx.base_path)  # LoRA: the adapter switched off
-    train_s = time.monotonic() - t0
-
-    t0 = time.monotonic()
-    per_item = token_kl(model, kl_base, tok, test, model_cfg.prompt, cfg.kl)
-    store.write("kl", cid, [{"cell_id": cid, **r} for r in kl_rows(test, per_item, ctx.levels, cfg.kl)])
-    del kl_base
-    if cell.method == "lora":
-        model = model.merge_and_unload()
-    correct = answer_questions(model, tok, test, model_cfg.prompt, cfg.eval)
-    store.write("metrics", cid, [{"cell_id": cid, **r} for r in accuracy_rows(test, correct, ctx.levels)])
-    ckpt = Path(ctx.base_dir) if cell.method == "base" else work / "model"
-    if not (ckpt / "config.json").exists():  # in-process training and LoRA merges; a worker already wrote SFT
-        model.save_pretrained(ckpt)
-        tok.save_pretrained(ckpt)
-    del model
-    rows = change_stats(Path(ctx.base_dir), ckpt, cfg.params.region, cfg.params.measure)
-    store.write("params", cid, [{"cell_id": cid, **r} for r in rows])
-    eval_s = time.monotonic() - t0
-
-    shutil.rmtree(work / "trainer", ignore_errors=True)
-    restore_later = cell.method == "sft" and "restore" in cfg.grid.methods
-    if not (cfg.keep_checkpoints or restore_later):
-        shutil.rmtree(work, ignore_errors=True)
-    return {"train_s": train_s, "eval_s": eval_s}
-
-
-def _trained(cfg: StudyConfig, cell: Cell, ctx: CellContext, tok, work: Path, load, gpus: list[int] | None):
-    """Train in this process, or on several ranks with DeepSpeed ZeRO-3 through the launcher. A retried
-    cell resumes from the last checkpoint its earlier attempt left in work/trainer."""
-    model_cfg = cfg.model(cell.model)
-    examples = build_examples(select_training_items(ctx.items, ctx.levels, cell), model_cfg.prompt, tok,
-                              cfg.train.max_length)
-    lr = cfg.lora.lr if cell.method == "lora" else cfg.train.lr
-    resume = has_checkpoint(work / "trainer")
-    shutil.rmtree(work / "model", ignore_errors=True)  # a half-written one from an earlier attempt
-    if model_cfg.processes == 1:
-        args = training_arguments(cfg.train, str(work / "trainer"), lr=lr, seed=cell.seed)
-        model = load(ctx.base_path)
-        if cell.method == "lora":
-            model = wrap_lora(model, cfg.lora)
-        torch.manual_seed(cell.seed)
-        train(model, tok, examples, args, resume=resume)
-        return model.eval()
-
-    spec = {"base_path": ctx.base_path, "trust_remote_code": model_cfg.trust_remote_code, "dtype": model_cfg.dtype,
-            "method": cell.method, "lora": cfg.lora.model_dump(), "train": cfg.train.model_dump(), "lr": lr,
-            "seed": cell.seed, "examples": examples, "trainer_dir": str(work / "trainer"),
-            "out_dir": str(work / ("adapter" if cell.method == "lora" else "model")),
-            "deepspeed": str(Path(model_cfg.deepspeed).resolve()), "resume": resume}
-    (work / "train_spec.json").write_text(json.dumps(spec))
-    launch(["-m", "ftscope.train.worker", str(work / "train_spec.json")], nproc=model_cfg.processes,
-           log_file=work / "train.log", timeout_s=model_cfg.timeout_s, gpus=gpus, launcher=model_cfg.launcher,
-           on_line=lambda line: log.info("[%s] %s", cell.label, line))
-    if cell.method == "lora":
-        from peft import PeftModel
-
-        return PeftModel.from_pretrained(load(ctx.base_path), str(work / "adapter")).eval()
-    return load(str(work / "model"))
-
-
-def _restored(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, store: Store, parent_id: str, load):
-    parent_ckpt = checkpoint_of(cfg, parent_id)
-    if not (parent_ckpt / "config.json").exists():
-        raise FileNotFoundError(f"checkpoint of parent cell {parent_id} ({cell.parent.label}) is missing at "
-                                f"{parent_ckpt}; the parent cell must finish first")
-    out = cell_dir(cfg, cid) / "model"
-    shutil.rmtree(out, ignore_errors=True)
-    rows = restore(Path(ctx.base_dir), parent_ckpt, out, k_percent=cell.k_percent, strategy=cell.strategy,
-                   region=cfg.params.region, measure=cfg.params.measure, seed=cell.seed)
-    store.write("restoration", cid, [{"cell_id": cid, "parent_cell": parent_id, **r} for r in rows])
-    return load(str(out))

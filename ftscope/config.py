@@ -1,98 +1,37 @@
-"""A study, as one YAML file: a pydantic schema whose errors say which field to fix and how."""
+"""A study, as one YAML file: pydantic schemas whose errors say which field to fix and how.
 
+The schema is assembled when a config is read: the core fields below, the sections of the study kind
+it names (`kind: k` -> ftscope/studies/k.py) and those of every registered method (ftscope/methods/).
+Each section lives beside the module that reads it. A user's own methods, metrics, studies or data
+formats are modules named in `plugins:`, imported before the config is checked.
+"""
+
+import importlib
+import importlib.util
+import sys
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from ftscope.data.relations import ID_RELATIONS, RELATIONS
-
-Level = Union[Literal[0, 1, 2, 3, 4], Literal["mixed"]]
+from ftscope.prompts import PromptConfig
+from ftscope.sandbox.pretrain import SandboxModel
+from ftscope.train.trainer import TrainConfig
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SandboxWorld(_Strict):
-    """Size and exposure spread of the generated world (see ftscope/data/sandbox.py)."""
-    seed: int = 0
-    facts_per_id_relation: int = Field(300, gt=0)
-    facts_per_ood_relation: int = Field(40, gt=0)
-    format_facts_per_relation: int = Field(40, ge=0)
-    exposures: list[int] = Field(default_factory=lambda: [0, 0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32])
-    format_exposure: int = Field(8, ge=1)
-    format_questions: int = Field(3, ge=1, le=21)
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    n_cities: int = Field(300, ge=10)
-    n_countries: int = Field(60, ge=5)
-    n_people: int = Field(150, ge=10)
-
-    @field_validator("exposures")
-    @classmethod
-    def _nonneg(cls, v):
-        if not v or min(v) < 0:
-            raise ValueError("exposures must be a non-empty list of counts >= 0")
-        return v
-
-
-class DataConfig(_Strict):
-    source: Literal["sandbox", "entityquestions"] = "sandbox"
-    sandbox: SandboxWorld = Field(default_factory=SandboxWorld)
-    path: str | None = Field(None, description="EntityQuestions: a local directory or a HF dataset id")
-    id_relations: list[str] = Field(default_factory=lambda: list(ID_RELATIONS))
-    max_test_items: int | None = Field(None, gt=0, description="cap per domain (id, ood), sampled")
-
-    @field_validator("id_relations")
-    @classmethod
-    def _known(cls, v):
-        bad = [r for r in v if r not in RELATIONS]
-        if bad:
-            raise ValueError(f"unknown relations {bad}; known: {sorted(RELATIONS)}")
-        return v
-
-    @model_validator(mode="after")
-    def _path_for_eq(self):
-        if self.source == "entityquestions" and not self.path:
-            raise ValueError("data.source 'entityquestions' needs data.path (a local dir or a HF dataset id)")
-        return self
-
-
-class PromptConfig(_Strict):
-    """How a question becomes model input: a raw template, a few-shot prefix, or a chat template."""
-    style: Literal["raw", "few_shot", "chat"] = "raw"
-    template: str = "Question: {question}\nAnswer:"
-    few_shot_prefix: str = ""
-
-    @field_validator("template")
-    @classmethod
-    def _has_slot(cls, v):
-        if "{question}" not in v:
-            raise ValueError("prompt.template must contain '{question}'")
-        return v
-
-
-class SandboxModel(_Strict):
-    """A small Llama pretrained on the sandbox corpus on the CPU."""
-    hidden_size: int = Field(256, gt=0)
-    layers: int = Field(4, gt=0)
-    heads: int = Field(4, gt=0)
-    intermediate_size: int = Field(512, gt=0)
-    epochs: int = Field(8, gt=0)
-    batch_size: int = Field(64, gt=0)
-    block_size: int = Field(64, gt=8)
-    lr: float = Field(2e-3, gt=0)
-    seed: int = 0
-
-
 class ModelConfig(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     path: str | None = Field(None, description="hub id or local directory")
     sandbox: SandboxModel | None = None
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     trust_remote_code: bool = False
+    use_safetensors: bool = Field(True, description="load weights only from safetensors (never unpickle)")
     processes: int = Field(1, ge=1, description="ranks per training run; >1 runs DeepSpeed ZeRO-3 in a subprocess")
     gpus: int = Field(0, ge=0, description="GPUs one cell of this model holds (0: CPU)")
     launcher: Literal["torchrun", "deepspeed"] = "torchrun"
@@ -106,99 +45,40 @@ class ModelConfig(_Strict):
         return self
 
 
-class MasteryConfig(_Strict):
-    n_map: int = Field(21, ge=1, le=21)
-    n_sample: int = Field(10, ge=1)
-    temperature: float = Field(0.7, gt=0)
-    max_new_tokens: int = Field(8, gt=0)
-    batch_size: int = Field(512, gt=0)
+class GenerationConfig(_Strict):
+    """How answers are decoded (every study). `token_budget` sizes a batch: prompt plus answer tokens
+    over all its rows."""
+    backend: Literal["hf"] = "hf"
+    token_budget: int = Field(65536, gt=0)
+    samples_per_second: float | None = Field(None, gt=0, description="throughput for `validate`'s cost "
+                                                                       "estimate; `validate --calibrate` measures it")
 
 
-class TrainConfig(_Strict):
-    epochs: float = Field(3, gt=0)
-    lr: float = Field(1e-5, gt=0)
-    batch_size: int = Field(8, gt=0)
-    grad_accum: int = Field(1, gt=0)
-    max_length: int = Field(128, gt=8)
-    lr_scheduler: str = "linear"
-    warmup_ratio: float = Field(0.0, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    bf16: bool = Field(True, description="bf16 mixed precision on GPUs; ignored on the CPU")
-    checkpoint_each_epoch: bool = Field(False, description="lets a retried cell resume mid-training")
-
-
-class LoraConfig(_Strict):
-    r: int = Field(8, gt=0)
-    alpha: float = Field(16, gt=0)
-    dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: str | list[str] = Field("all-linear", description="'all-linear': every decoder linear layer")
-    lr: float = Field(1e-4, gt=0)
-
-
-class EvalConfig(_Strict):
-    max_new_tokens: int = Field(16, gt=0)
-    batch_size: int = Field(128, gt=0)
-
-
-class KLConfig(_Strict):
-    """Token-level KL: KL(p_ft || p_base) ('ft_base') or KL(p_base || p_ft) ('base_ft'), at the
-    positions that predict answer tokens ('answer'), only the first one, or every position."""
-    direction: Literal["ft_base", "base_ft"] = "ft_base"
-    positions: Literal["answer", "first_answer", "all"] = "answer"
-    batch_size: int = Field(32, gt=0)
-
-
-class ParamsConfig(_Strict):
-    """Parameter change: region of the model, relative or absolute change."""
-    region: Literal["transformer", "attention", "mlp", "all"] = "transformer"
-    measure: Literal["relative", "absolute"] = "relative"
-
-
-class RestoreConfig(_Strict):
-    """Restoration of an SFT cell's most-changed parameters (method `restore`)."""
-    k_percent: list[float] = Field(default_factory=lambda: [1, 3, 5, 10, 20, 40, 60])
-    strategies: list[Literal["top", "bottom", "random"]] = Field(default_factory=lambda: ["top"])
-
-    @field_validator("k_percent")
-    @classmethod
-    def _percent(cls, v):
-        if not v or any(not 0 < k <= 100 for k in v):
-            raise ValueError("k_percent must be a non-empty list of percentages in (0, 100]")
-        return v
-
-
-class GridConfig(_Strict):
-    levels: list[Level] = Field(default_factory=lambda: [0, 1, 2, 3, 4, "mixed"])
-    sample_counts: list[int] = Field(default_factory=lambda: [60, 120, 240, 480, 960, 1920])
-    methods: list[Literal["base", "sft", "lora", "restore"]] = Field(default_factory=lambda: ["base", "sft"])
-    seeds: list[int] = Field(default_factory=lambda: [0])
-
-    @field_validator("sample_counts")
-    @classmethod
-    def _positive(cls, v):
-        if not v or min(v) <= 0:
-            raise ValueError("sample_counts must be a non-empty list of positive counts")
-        return v
-
-
-class StudyConfig(_Strict):
-    study: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+class CoreConfig(_Strict):
+    kind: str = Field(description="the study kind: k (knowledge) or g (generalization), or a plug-in's")
+    study: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="name; results and artifacts "
+                                                                                "go under it")
     results_dir: str = Field(description="local path or fsspec URL (s3://...) of the Parquet store")
     artifacts_dir: str = Field("artifacts", description="checkpoints of cells (deleted unless keep_checkpoints)")
-    cache_dir: str = Field(".cache/ftscope", description="pretrained sandbox models, reused across studies")
+    cache_dir: str = Field(".cache/ftscope", description="prepared data and pretrained sandbox models")
     keep_checkpoints: bool = False
-    workers: int = Field(1, ge=1, description="cells run at once on this machine")
+    workers: int = Field(1, ge=1, description="cells run at once by this flow")
     gpu_slots: int = Field(1, ge=1, description="GPUs that cells may hold at once (Prefect global limit)")
-    data: DataConfig = Field(default_factory=DataConfig)
+    dispatch: Literal["local", "deployments"] = Field("local", description="local: cells are tasks of the study "
+                                                      "flow; deployments: each cell is a run of the cell deployment")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: the cores this process may use)")
+    plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first")
+    datasets_dirs: list[str] = Field(default_factory=list, description="directories of your own dataset YAMLs")
     models: list[ModelConfig] = Field(min_length=1)
-    mastery: MasteryConfig = Field(default_factory=MasteryConfig)
-    grid: GridConfig = Field(default_factory=GridConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    lora: LoraConfig = Field(default_factory=LoraConfig)
-    kl: KLConfig = Field(default_factory=KLConfig)
-    params: ParamsConfig = Field(default_factory=ParamsConfig)
-    restore: RestoreConfig = Field(default_factory=RestoreConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+    @field_validator("study")
+    @classmethod
+    def _safe_name(cls, v):
+        if v in (".", "..") or v.startswith("."):
+            raise ValueError("must not start with a dot: it names folders under results_dir and artifacts_dir")
+        return v
 
     def model(self, name: str) -> ModelConfig:
         """The model entry called `name`."""
@@ -214,9 +94,34 @@ class StudyConfig(_Strict):
                 raise ValueError(f"model '{m.name}' needs {m.gpus} GPUs per cell but gpu_slots is {self.gpu_slots}")
             if m.gpus and m.processes != m.gpus:
                 raise ValueError(f"model '{m.name}': processes ({m.processes}) must equal gpus ({m.gpus}), one rank per GPU")
-        if "restore" in self.grid.methods and "sft" not in self.grid.methods:
-            raise ValueError("grid.methods: 'restore' edits the checkpoints of 'sft' cells; add 'sft'")
         return self
+
+
+_MODELS: dict[tuple, type[CoreConfig]] = {}
+
+
+def config_model(kind: str) -> type[CoreConfig]:
+    """The full schema of a study kind: core fields + the study's sections + every method's section."""
+    from ftscope.methods import RECIPES
+    from ftscope.studies import STUDIES
+
+    study = STUDIES.get(kind)
+    sections = dict(study.sections)
+    for name in RECIPES:
+        section = RECIPES.get(name).section
+        if section and section[0] not in sections:
+            sections[section[0]] = section[1]
+    key = (kind, tuple((k, id(v)) for k, v in sorted(sections.items())))
+    if key not in _MODELS:
+        fields = {k: (v, Field(default_factory=v)) for k, v in sections.items()}
+        name = f"StudyConfig_{kind}_{len(_MODELS)}"
+        model = create_model(name, __base__=CoreConfig, **fields)
+        setattr(sys.modules[__name__], name, model)  # picklable by reference, like a class written here
+        _MODELS[key] = model
+    return _MODELS[key]
+
+
+StudyConfig = CoreConfig  # for annotations: a config is a CoreConfig with its study's and methods' sections
 
 
 class ConfigError(Exception):
@@ -227,39 +132,82 @@ class ConfigError(Exception):
         super().__init__("\n".join(f"- {p}" for p in problems))
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> StudyConfig:
+def load_config(path: str | Path, overrides: dict | None = None) -> CoreConfig:
     """Parse and validate a study YAML; raise ConfigError listing every problem.
 
     A config may start with `extends: other.yaml` (relative to itself): it is that config with the
     fields given here merged over it, nested mappings merged key by key.
     """
-    raw = _read_yaml(Path(path), seen=())
-    raw.update(overrides or {})
+    return parse_config(read_raw(Path(path)), overrides, base_dir=Path(path).parent)
+
+
+def parse_config(raw: dict, overrides: dict | None = None, base_dir: Path = Path(".")) -> CoreConfig:
+    """Validate an already-read config mapping (a resolved config sent to a cell run, say)."""
+    raw = {**raw, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    if isinstance(raw.get("datasets_dirs"), list):  # relative to the config file, like plugins
+        raw["datasets_dirs"] = [str((base_dir / d).resolve()) for d in raw["datasets_dirs"]]
+    problems = import_plugins(raw.get("plugins") or [], base_dir)
+    if problems:
+        raise ConfigError(problems)
+    from ftscope.studies import STUDIES
+
+    kind = raw.get("kind")
+    if kind not in STUDIES:
+        raise ConfigError([f"kind: {'missing' if kind is None else repr(kind)}; set the study kind, one of "
+                           f"{', '.join(STUDIES.names())}"])
     try:
-        return StudyConfig.model_validate(raw)
+        return config_model(kind).model_validate(raw)
     except ValidationError as e:
         raise ConfigError([_describe(err) for err in e.errors()]) from None
 
 
-def _read_yaml(path: Path, seen: tuple) -> dict:
+def import_plugins(plugins: list, base_dir: Path) -> list[str]:
+    """Import each plug-in (a module name, or a .py file relative to the config); problems, if any."""
+    problems = []
+    for name in plugins:
+        try:
+            if str(name).endswith(".py"):
+                path = (base_dir / name).resolve()
+                spec = importlib.util.spec_from_file_location(f"ftscope_plugin_{path.stem}", path)
+                if spec is None or not path.is_file():
+                    raise FileNotFoundError(f"no such file {path}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(name)
+        except Exception as e:  # noqa: BLE001 -- a plug-in can fail in any way; report it as a config problem
+            problems.append(f"plugins: cannot import {name!r}: {type(e).__name__}: {e}")
+    return problems
+
+
+def read_raw(path: Path, seen: tuple = ()) -> dict:
+    """The config mapping, with `extends:` resolved."""
     if not path.is_file():
         raise ConfigError([f"config file not found: {path}"])
     if path.resolve() in seen:
         raise ConfigError([f"{path}: 'extends' loops back to itself"])
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {e.start}); save the config as UTF-8"]) from None
     except yaml.YAMLError as e:
         raise ConfigError([f"{path} is not valid YAML: {e}"]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping of fields (study:, models:, ...), "
+                           f"not a {type(raw).__name__}"])
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
-    return _merge(_read_yaml(path.parent / parent, seen + (path.resolve(),)), raw)
+    return merge(read_raw(path.parent / parent, seen + (path.resolve(),)), raw)
 
 
-def _merge(base: dict, over: dict) -> dict:
+def merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 

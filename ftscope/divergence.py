@@ -4,20 +4,30 @@ log-softmax, one batch at a time, so memory stays bounded by batch x length x vo
 
 from collections import defaultdict
 from contextlib import nullcontext
+from typing import Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
-from ftscope.config import KLConfig, PromptConfig
-from ftscope.data.prompts import build_prompt, build_target
+from ftscope.prompts import Prompter, encode
 
 
-def _batch(items, prompt: PromptConfig, tokenizer, positions: str):
+class KLConfig(BaseModel):
+    """Study K's `kl:` section. KL(p_ft || p_base) ('ft_base') or KL(p_base || p_ft) ('base_ft'), at the
+    positions that predict answer tokens ('answer'), only the first one, or every position."""
+    model_config = ConfigDict(extra="forbid")
+    direction: Literal["ft_base", "base_ft"] = "ft_base"
+    positions: Literal["answer", "first_answer", "all"] = "answer"
+    batch_size: int = Field(32, gt=0)
+
+
+def _batch(items, prompter: Prompter, tokenizer, positions: str):
     """Right-padded ids, attention mask, and the mask of positions whose next-token distribution counts."""
     seqs, keep = [], []
     for it in items:
-        p = build_prompt(it["question"], prompt, tokenizer)
-        p_ids = tokenizer(p, add_special_tokens=prompt.style != "chat")["input_ids"]
-        a_ids = tokenizer(build_target(p, it["answers"][0]), add_special_tokens=False)["input_ids"]
+        p = prompter.text(it)
+        p_ids = encode(tokenizer, p, prompter.prompt.style)
+        a_ids = tokenizer(prompter.continuation(p, prompter.target(it)), add_special_tokens=False)["input_ids"]
         ids = p_ids + a_ids
         # position t predicts token t+1: answer tokens are predicted from len(p_ids)-1 .. len(ids)-2
         first = len(p_ids) - 1
@@ -42,7 +52,8 @@ def kl_per_position(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Ten
 
 
 @torch.no_grad()
-def token_kl(ft_model, base_model, tokenizer, items: list[dict], prompt: PromptConfig, cfg: KLConfig) -> list[tuple[float, int]]:
+def token_kl(ft_model, base_model, tokenizer, items: list[dict], prompter: Prompter,
+             cfg: KLConfig) -> list[tuple[float, int]]:
     """Per item: (mean KL over its counted positions, number of positions). `base_model=None` means
     the fine-tuned model itself with its LoRA adapter disabled."""
     ft_model.eval()  # dropout (e.g. LoRA's) would make the distributions random
@@ -50,7 +61,7 @@ def token_kl(ft_model, base_model, tokenizer, items: list[dict], prompt: PromptC
         base_model.eval()
     out = []
     for start in range(0, len(items), cfg.batch_size):
-        ids, attn, counted = _batch(items[start:start + cfg.batch_size], prompt, tokenizer, cfg.positions)
+        ids, attn, counted = _batch(items[start:start + cfg.batch_size], prompter, tokenizer, cfg.positions)
         ids, attn = ids.to(ft_model.device), attn.to(ft_model.device)
         ft_logits = ft_model(input_ids=ids, attention_mask=attn).logits
         base = base_model if base_model is not None else ft_model
@@ -64,13 +75,15 @@ def token_kl(ft_model, base_model, tokenizer, items: list[dict], prompt: PromptC
     return out
 
 
-def kl_rows(items: list[dict], per_item: list[tuple[float, int]], levels: dict[str, int], cfg: KLConfig) -> list[dict]:
-    """Mean over items of the per-item mean KL, per test split overall (-1) and per test mastery level."""
+def kl_rows(cid: str, dataset: str, per_item: list[tuple[float, int]], domains: list[str], slices: list[str],
+            cfg: KLConfig) -> list[dict]:
+    """Mean over items of the per-item mean KL, per domain overall (slice 'all') and per slice."""
     groups = defaultdict(list)
-    for it, (kl, n) in zip(items, per_item):
-        split = f"{it['domain']}_test"
-        groups[(split, -1)].append((kl, n))
-        groups[(split, levels[it["item_id"]])].append((kl, n))
-    return [{"split": split, "test_level": lvl, "n_items": len(v), "n_positions": sum(n for _, n in v),
-             "kl_mean": sum(k for k, _ in v) / len(v), "direction": cfg.direction, "positions": cfg.positions}
-            for (split, lvl), v in sorted(groups.items())]
+    for (kl, n), d, s in zip(per_item, domains, slices):
+        groups[(d, "all")].append((kl, n))
+        if s != "all":
+            groups[(d, s)].append((kl, n))
+    return [{"cell_id": cid, "dataset": dataset, "domain": d, "slice": s, "n": len(v),
+             "n_positions": sum(n for _, n in v), "value": sum(k for k, _ in v) / len(v),
+             "direction": cfg.direction, "positions": cfg.positions}
+            for (d, s), v in sorted(groups.items())]

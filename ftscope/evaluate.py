@@ -1,28 +1,91 @@
-"""CBQA accuracy of Study K: greedy decoding, normalised containment in the first line, reported
-per test split (ID, OOD), overall (test_level = -1) and per test mastery level."""
+"""Evaluating a model on a dataset's items: predictions (greedy decoding, or the label word with the
+highest next-token probability), per-item scores by the dataset's metric, and the long rows of the
+`metrics` and `scores` tables."""
 
 from collections import defaultdict
 
-from ftscope.config import EvalConfig, PromptConfig
-from ftscope.data.normalize import contains_answer
-from ftscope.data.prompts import build_prompt
-from ftscope.generate import generate
+import torch
 
-ALL_LEVELS = -1
-
-
-def answer_questions(model, tokenizer, items: list[dict], prompt: PromptConfig, cfg: EvalConfig) -> list[bool]:
-    prompts = [build_prompt(it["question"], prompt, tokenizer) for it in items]
-    outs = generate(model, tokenizer, prompts, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
-    return [contains_answer(o[0], it["answers"]) for o, it in zip(outs, items)]
+from ftscope import generation
+from ftscope.metrics import METRICS
+from ftscope.prompts import Prompter, encode
 
 
-def accuracy_rows(items: list[dict], correct: list[bool], levels: dict[str, int]) -> list[dict]:
-    """One row per (split, test level) and per split overall."""
-    groups: dict[tuple[str, int], list[bool]] = defaultdict(list)
-    for it, ok in zip(items, correct):
-        split = f"{it['domain']}_test"
-        groups[(split, ALL_LEVELS)].append(ok)
-        groups[(split, levels[it["item_id"]])].append(ok)
-    return [{"split": split, "test_level": lvl, "n_items": len(v), "n_correct": sum(v), "accuracy": sum(v) / len(v)}
-            for (split, lvl), v in sorted(groups.items())]
+class LabelError(ValueError):
+    """Label words a tokenizer cannot tell apart by their first token."""
+
+
+def label_token_ids(tokenizer, prompter: Prompter, item: dict, prompt_map: int = 0) -> list[int]:
+    """The first token of each label word as it would follow this item's prompt (derived from the
+    tokenizer, never hard-coded). Two labels sharing a first token cannot be scored: LabelError."""
+    prompt = prompter.text(item, prompt_map)
+    p_ids = encode(tokenizer, prompt, prompter.prompt.style)
+    ids = []
+    for word in prompter.spec.labels:
+        full = encode(tokenizer, prompt + prompter.continuation(prompt, word), prompter.prompt.style)
+        if full[:len(p_ids)] == p_ids and len(full) > len(p_ids):
+            ids.append(full[len(p_ids)])
+        else:  # the tokenizer merged across the boundary: take the word's own first token
+            ids.append(tokenizer(prompter.continuation(prompt, word), add_special_tokens=False)["input_ids"][0])
+    if len(set(ids)) < len(ids):
+        shared = [w for w, i in zip(prompter.spec.labels, ids) if ids.count(i) > 1]
+        raise LabelError(f"dataset {prompter.spec.name}: label words {shared} begin with the same token for this "
+                         f"tokenizer ({tokenizer.convert_ids_to_tokens(ids)}); choose label words that differ in "
+                         f"their first token")
+    return ids
+
+
+@torch.no_grad()
+def classify(model, tokenizer, prompter: Prompter, items: list[dict], *, prompt_map: int = 0,
+             demos: list[dict] = (), batch_size: int = 32) -> list[str]:
+    """The label word with the highest next-token probability at the first generated position."""
+    if not items:
+        return []
+    label_ids = torch.tensor(label_token_ids(tokenizer, prompter, items[0], prompt_map))
+    prompts = [encode(tokenizer, prompter.text(it, prompt_map, demos), prompter.prompt.style) for it in items]
+    out: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        ids, mask = generation.left_pad(prompts[start:start + batch_size], tokenizer.pad_token_id, model.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
+        best = logits[:, label_ids.to(logits.device)].argmax(-1).tolist()
+        out += [prompter.spec.labels[b] for b in best]
+    return out
+
+
+def predict(model, tokenizer, prompter: Prompter, items: list[dict], *, prompt_map: int = 0,
+            demos: list[dict] = (), batch_size: int = 32, max_new_tokens: int | None = None) -> list[str]:
+    """One prediction per item, as the dataset's metric wants it."""
+    if METRICS.get(prompter.spec.metric).predict == "label_prob":
+        return classify(model, tokenizer, prompter, items, prompt_map=prompt_map, demos=demos, batch_size=batch_size)
+    gen = prompter.spec.generation
+    prompts = [encode(tokenizer, prompter.text(it, prompt_map, demos), prompter.prompt.style) for it in items]
+    outs = generation.generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens or gen.max_new_tokens,
+                               batch_size=batch_size, stop=gen.stop)
+    return [o[0] for o in outs]
+
+
+def score(prompter: Prompter, items: list[dict], predictions: list[str]) -> list[float]:
+    metric = METRICS.get(prompter.spec.metric)
+    return [metric.score(p, prompter.golds(it)) for p, it in zip(predictions, items)]
+
+
+def result_rows(cid: str, dataset: str, metric: str, items: list[dict], values: list[float],
+                domains: list[str], slices: list[str] | None = None, predictions: list[str] | None = None,
+                prompt_map: int = 0, shots: int = 0) -> tuple[list[dict], list[dict]]:
+    """(`metrics` rows, `scores` rows). Each item has a domain and a slice (Study K: 'level=2'); a
+    metrics row aggregates a domain as a whole (slice 'all') and each slice of it."""
+    slices = slices or ["all"] * len(items)
+    groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for v, d, s in zip(values, domains, slices):
+        groups[(d, "all")].append(v)
+        if s != "all":
+            groups[(d, s)].append(v)
+    common = {"cell_id": cid, "dataset": dataset, "prompt_map": prompt_map, "shots": shots, "metric": metric}
+    metrics = [{**common, "domain": d, "slice": s, "n": len(v), "total": float(sum(v)), "value": sum(v) / len(v)}
+               for (d, s), v in sorted(groups.items())]
+    preds = predictions or [None] * len(items)
+    scores = [{**common, "domain": d, "slice": s, "item_id": it["item_id"], "value": float(v),
+               "prediction": None if p is None else p[:500]}
+              for it, v, d, s, p in zip(items, values, domains, slices, preds)]
+    return metrics, scores

@@ -1,15 +1,23 @@
 """Knowledge mastery R_M^k of Study K: the share of N_map phrasings x N_sample samples whose output
 contains the gold answer, and the five levels it falls into."""
 
-import math
+from pydantic import BaseModel, ConfigDict, Field
 
-from ftscope.config import MasteryConfig, PromptConfig
-from ftscope.data.normalize import contains_answer
-from ftscope.data.prompts import build_prompt
-from ftscope.data.relations import RELATIONS
-from ftscope.generate import generate
+from ftscope import generation
+from ftscope.metrics import contains
+from ftscope.prompts import Prompter, encode
 
 LEVEL_EDGES = (0.25, 0.5, 0.75)
+
+
+class MasteryConfig(BaseModel):
+    """Study K's `mastery:` section."""
+    model_config = ConfigDict(extra="forbid")
+    n_map: int = Field(21, ge=1, description="phrasings per fact (at most the dataset's stems x framings)")
+    n_sample: int = Field(10, ge=1)
+    temperature: float = Field(0.7, gt=0)
+    max_new_tokens: int = Field(8, gt=0)
+    batch_size: int = Field(512, gt=0)
 
 
 def mastery_level(r: float) -> int:
@@ -19,23 +27,25 @@ def mastery_level(r: float) -> int:
     return 1 + sum(r > e + 1e-12 for e in LEVEL_EDGES)
 
 
-def phrasings(item: dict, n_map: int) -> list[str]:
-    return [q.format(s=item["subject"]) for q in RELATIONS[item["relation"]].questions[:n_map]]
+def phrasings(prompter: Prompter, item: dict, n_map: int) -> list[str]:
+    return [q.format(s=item["subject"]) for q in prompter.spec.phrasings(item["relation"])[:n_map]]
 
 
-def score_mastery(model, tokenizer, items: list[dict], prompt: PromptConfig, cfg: MasteryConfig,
+def score_mastery(model, tokenizer, items: list[dict], prompter: Prompter, cfg: MasteryConfig,
                   seed: int = 0) -> list[dict]:
     """One row per item: R, its level, and the counts behind it."""
-    prompts = [build_prompt(q, prompt, tokenizer) for it in items for q in phrasings(it, cfg.n_map)]
-    samples = generate(model, tokenizer, prompts, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                       num_samples=cfg.n_sample, temperature=cfg.temperature, seed=seed)
-    rows = []
-    for i, it in enumerate(items):
-        outs = samples[i * cfg.n_map:(i + 1) * cfg.n_map]
-        hits = sum(contains_answer(o, it["answers"]) for per_q in outs for o in per_q)
-        r = hits / (cfg.n_map * cfg.n_sample)
+    asked = [phrasings(prompter, it, cfg.n_map) for it in items]
+    texts = [prompter.text({**it, "question": q}) for it, qs in zip(items, asked) for q in qs]
+    samples = generation.generate(model, tokenizer, [encode(tokenizer, t, prompter.prompt.style) for t in texts],
+                                  max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
+                                  num_samples=cfg.n_sample, temperature=cfg.temperature, seed=seed,
+                                  stop=prompter.spec.generation.stop)
+    rows, start = [], 0
+    for it, qs in zip(items, asked):
+        outs, start = samples[start:start + len(qs)], start + len(qs)
+        hits = int(sum(contains(o, prompter.golds(it)) for per_q in outs for o in per_q))
+        r = hits / (len(qs) * cfg.n_sample)
         rows.append({"item_id": it["item_id"], "relation": it["relation"], "split": it["split"],
                      "domain": it["domain"], "exposure": it["exposure"], "hits": hits, "r": r,
-                     "level": mastery_level(r)})
-    assert not math.isnan(sum(r["r"] for r in rows))
+                     "level": mastery_level(r), "n_map": len(qs)})
     return rows

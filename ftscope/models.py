@@ -18,9 +18,11 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
     return tok
 
 
-def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = False, gpus: list[int] | None = None):
+def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = False, gpus: list[int] | None = None,
+               use_safetensors: bool = True):
     """For evaluation and analysis: on one GPU, or spread layer by layer over several (a 70B model
-    in bf16 does not fit one), or on the CPU when there is no GPU."""
+    in bf16 does not fit one), or on the CPU when there is no GPU. Weights load from safetensors only
+    (pickled weights can run code) unless the model entry opts out."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
@@ -31,10 +33,19 @@ def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = Fals
             g: f"{int(torch.cuda.get_device_properties(g).total_memory * 0.85 / 2**30)}GiB" for g in gpus}}
     with _LOAD_LOCK:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code,
-                                                     **placement)
+                                                     use_safetensors=use_safetensors, **placement)
     if not placement:
         model = model.to(f"cuda:{gpus[0]}" if gpus else default_device())
     return model.eval()
+
+
+def base_model_path(model_cfg, data, cache_dir: str) -> str:
+    """The base checkpoint: a hub id or local dir as given, or the (cached) pretrained sandbox model."""
+    if model_cfg.sandbox is None:
+        return model_cfg.path
+    from ftscope.sandbox.pretrain import build_sandbox_model
+
+    return build_sandbox_model(model_cfg.sandbox, data, cache_dir)
 
 
 def default_device() -> str:

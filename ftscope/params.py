@@ -12,10 +12,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict
 
-from ftscope.checkpoint import iter_pairs, tensor_names
+from ftscope.shards import iter_pairs, tensor_names
 
 _LAYER = re.compile(r"\.layers\.(\d+)\.")
 _MATRIX = re.compile(r"\.(q|k|v|o|gate|up|down)_proj\.weight$")
@@ -26,6 +28,13 @@ REGIONS = {
     "all": re.compile(r".*"),
 }
 TOP_SHARES = (1, 5, 10)
+
+
+class ParamsConfig(BaseModel):
+    """Study K's `params:` section: the region of the model and relative or absolute change."""
+    model_config = ConfigDict(extra="forbid")
+    region: Literal["transformer", "attention", "mlp", "all"] = "transformer"
+    measure: Literal["relative", "absolute"] = "relative"
 
 
 def region_names(ckpt: Path, region: str) -> list[str]:
@@ -116,38 +125,54 @@ def select_mask(score: torch.Tensor, sel: Selection, ties_left: int) -> tuple[to
 
 
 def change_stats(base: Path, ft: Path, region: str = "transformer", measure: str = "relative",
-                 bins: int = 4096, max_exact: int = 4_000_000) -> list[dict]:
+                 shares: tuple[int, ...] = TOP_SHARES, bins: int = 4096, max_exact: int = 4_000_000) -> list[dict]:
     """Rows for the `params` table: per matrix and layer, per matrix type, and the whole region with
-    the share of its total change held by the top 1%, 5% and 10% of elements."""
+    the share of its total change held by the top 1%, 5% and 10% of elements. `n_zero_base` counts
+    elements whose base weight is exactly 0: under the relative measure their change is divided by
+    1e-8, and a few of them can dominate the shares (see `zero_weight_warning`)."""
     names = region_names(ft, region)
 
     def changes():
         for _, b, f in iter_pairs(base, ft, names):
             yield change(b, f, measure).flatten()
 
-    per: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
-    for name, c in zip(names, changes()):
+    per: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0, 0])
+    for name, b, f in iter_pairs(base, ft, names):
+        c = change(b, f, measure)
         acc = per[matrix_of(name)]
         acc[0] += c.numel()
         acc[1] += float(c.double().sum())
-    rows = [_row("matrix", m, layer, n, s) for (m, layer), (n, s) in sorted(per.items())]
-    by_type: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
-    for (m, _), (n, s) in per.items():
-        by_type[m][0] += n
-        by_type[m][1] += s
-    rows += [_row("matrix_type", m, -1, n, s) for m, (n, s) in sorted(by_type.items())]
-    total_n, total = sum(n for n, _ in per.values()), sum(s for _, s in per.values())
-    region_row = _row("region", "all", -1, total_n, total)
-    for p in TOP_SHARES:
-        sel = select_top(changes, round(total_n * p / 100), bins, max_exact)
-        region_row[f"top{p}_share"] = sel.top_sum / total if total > 0 else 0.0
+        acc[2] += int((b == 0).sum())
+    rows = [_row("matrix", m, layer, *acc) for (m, layer), acc in sorted(per.items())]
+    by_type: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0])
+    for (m, _), acc in per.items():
+        by_type[m] = [a + b for a, b in zip(by_type[m], acc)]
+    rows += [_row("matrix_type", m, -1, *acc) for m, acc in sorted(by_type.items())]
+    total = [sum(acc[i] for acc in per.values()) for i in range(3)]
+    region_row = _row("region", "all", -1, *total)
+    for p in shares:
+        sel = select_top(changes, round(total[0] * p / 100), bins, max_exact)
+        region_row[f"top{p}_share"] = sel.top_sum / total[1] if total[1] > 0 else 0.0
     rows.append(region_row)
     return [{**r, "measure": measure, "region": region} for r in rows]
 
 
-def _row(scope: str, matrix: str, layer: int, n: int, s: float) -> dict:
-    return {"scope": scope, "matrix": matrix, "layer": layer, "n_elements": int(n), "sum_change": s,
-            "mean_change": s / n if n else 0.0, "top1_share": None, "top5_share": None, "top10_share": None}
+def zero_weight_warning(region_row: dict) -> str | None:
+    """A warning when exact-zero base weights are likely to dominate the relative top-k shares."""
+    n_zero, n = region_row["n_zero_base"], region_row["n_elements"]
+    if region_row["measure"] != "relative" or not n_zero or region_row["top1_share"] is None:
+        return None
+    if n_zero >= 0.001 * n or region_row["top1_share"] > 0.99:
+        return (f"{n_zero} of {n} base weights are exactly 0: their relative change |d|/(0+1e-8) is huge and "
+                f"they may dominate the top-k shares (top 1%: {region_row['top1_share']:.2%}); consider "
+                f"params.measure: absolute")
+    return None
+
+
+def _row(scope: str, matrix: str, layer: int, n: int, s: float, zeros: int) -> dict:
+    return {"scope": scope, "matrix": matrix, "layer": layer, "n_elements": int(n), "n_zero_base": int(zeros),
+            "sum_change": s, "mean_change": s / n if n else 0.0, "top1_share": None, "top5_share": None,
+            "top10_share": None}
 
 
 def strategy_scores(strategy: str, measure: str, seed: int):

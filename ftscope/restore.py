@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from ftscope.checkpoint import ShardWriter, iter_pairs, numel, tensor_names
 from ftscope.params import change, matrix_of, region_names, select_mask, select_top, strategy_scores
+from ftscope.shards import ShardWriter, iter_pairs, numel, tensor_names
 
 
 def restore(base: Path, ft: Path, out: Path, *, k_percent: float, strategy: str = "top",

@@ -1,10 +1,16 @@
 """The results store: one Parquet dataset per table under the study's results directory.
 
-Every writer puts its rows in its own immutable file, written under a hidden temporary name and
-renamed into place, so any number of workers can write at once and a crash leaves no half file.
-The root may be a local path or any URL pyarrow understands (s3://, gs://, hdfs://).
+Every writer puts its rows in its own immutable file. On a filesystem the file is written in a
+staging folder (`.staging/`, outside every table's glob) and renamed into place, so a crash leaves no
+half file in a table; on an object store (s3://, gs://) a single-object upload is atomic by itself.
+Readers see only rows of cells whose latest attempt is done: rows a killed cell wrote before its
+`cells` row are never shown.
 """
 
+import json
+import os
+import socket
+import time
 import uuid
 
 import pyarrow as pa
@@ -12,41 +18,49 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+STAGING = ".staging"
 
-_s, _i, _f, _b = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+_s, _i, _f = pa.string(), pa.int64(), pa.float64()
+_ts = pa.timestamp("us", tz="UTC")
 SCHEMAS: dict[str, pa.Schema] = {
     "mastery": pa.schema([("model", _s), ("model_fp", _s), ("data_fp", _s), ("item_id", _s), ("relation", _s),
                           ("split", _s), ("domain", _s), ("exposure", _i), ("hits", _i), ("r", _f),
                           ("level", _i), ("n_map", _i), ("n_sample", _i), ("temperature", _f)]),
-    "cells": pa.schema([("cell_id", _s), ("study", _s), ("model", _s), ("level", _s), ("n_samples", _i),
-                        ("method", _s), ("variant", _s), ("seed", _i), ("parent_cell", _s), ("status", _s),
-                        ("error", _s), ("config", _s), ("started_at", pa.timestamp("us", tz="UTC")),
-                        ("finished_at", pa.timestamp("us", tz="UTC")), ("duration_s", _f), ("train_s", _f),
-                        ("eval_s", _f), ("versions", _s)]),
-    "plan": pa.schema([("cell_id", _s), ("study", _s), ("label", _s), ("model", _s), ("level", _s),
-                       ("n_samples", _i), ("method", _s), ("seed", _i)]),
-    "metrics": pa.schema([("cell_id", _s), ("split", _s), ("test_level", _i), ("n_items", _i),
-                          ("n_correct", _i), ("accuracy", _f)]),
-    "kl": pa.schema([("cell_id", _s), ("split", _s), ("test_level", _i), ("n_items", _i), ("n_positions", _i),
-                     ("kl_mean", _f), ("direction", _s), ("positions", _s)]),
+    "plan": pa.schema([("cell_id", _s), ("study", _s), ("kind", _s), ("label", _s), ("model", _s), ("method", _s),
+                       ("variant", _s), ("axes", _s), ("seed", _i), ("parent_cell", _s)]),
+    "cells": pa.schema([("cell_id", _s), ("study", _s), ("kind", _s), ("model", _s), ("method", _s),
+                        ("variant", _s), ("axes", _s), ("params", _s), ("seed", _i), ("parent_cell", _s),
+                        ("status", _s), ("error", _s), ("config", _s), ("started_at", _ts), ("finished_at", _ts),
+                        ("duration_s", _f), ("train_s", _f), ("eval_s", _f), ("versions", _s), ("host", _s),
+                        ("device", _s), ("threads", _i)]),
+    # one row per cell x test dataset x domain x slice x prompt map x shots x metric; `total` is the sum
+    # of the per-item values (the number correct, for a proportion), so any interval can be recomputed
+    "metrics": pa.schema([("cell_id", _s), ("dataset", _s), ("domain", _s), ("slice", _s), ("prompt_map", _i),
+                          ("shots", _i), ("metric", _s), ("n", _i), ("total", _f), ("value", _f)]),
+    # the per-item values behind `metrics` and `kl`, for paired and bootstrap intervals
+    "scores": pa.schema([("cell_id", _s), ("dataset", _s), ("domain", _s), ("slice", _s), ("prompt_map", _i),
+                         ("shots", _i), ("metric", _s), ("item_id", _s), ("value", _f), ("prediction", _s)]),
+    "kl": pa.schema([("cell_id", _s), ("dataset", _s), ("domain", _s), ("slice", _s), ("n", _i),
+                     ("n_positions", _i), ("value", _f), ("direction", _s), ("positions", _s)]),
     "params": pa.schema([("cell_id", _s), ("scope", _s), ("matrix", _s), ("layer", _i), ("n_elements", _i),
-                         ("mean_change", _f), ("sum_change", _f), ("top1_share", _f), ("top5_share", _f),
-                         ("top10_share", _f), ("measure", _s), ("region", _s)]),
+                         ("n_zero_base", _i), ("mean_change", _f), ("sum_change", _f), ("top1_share", _f),
+                         ("top5_share", _f), ("top10_share", _f), ("measure", _s), ("region", _s)]),
     "restoration": pa.schema([("cell_id", _s), ("parent_cell", _s), ("k_percent", _f), ("strategy", _s),
                               ("matrix", _s), ("n_elements", _i), ("n_restored", _i), ("fraction_restored", _f),
                               ("threshold", _f), ("undone_share", _f)]),
 }
 SCHEMAS = {name: s.append(pa.field("schema_version", _i)) for name, s in SCHEMAS.items()}
+CELL_TABLES = ("metrics", "scores", "kl", "params", "restoration")  # rows that belong to one cell attempt
 
 
 class Store:
     def __init__(self, root: str):
         if "://" in root:
             self.fs, self.root = pafs.FileSystem.from_uri(root)
+            self.local = isinstance(self.fs, pafs.LocalFileSystem)
         else:
-            import os
-            self.fs, self.root = pafs.LocalFileSystem(), os.path.abspath(root)
+            self.fs, self.root, self.local = pafs.LocalFileSystem(), os.path.abspath(root), True
         self.uri = root
 
     def _dir(self, table: str) -> str:
@@ -57,14 +71,35 @@ class Store:
     def write(self, table: str, key: str, rows: list[dict]) -> str:
         """Write rows as `<table>/<key>.parquet`, atomically; returns the path."""
         folder = self._dir(table)
-        rows = [{**r, "schema_version": SCHEMA_VERSION} for r in rows]
-        data = pa.Table.from_pylist(rows, schema=SCHEMAS[table])
+        data = pa.Table.from_pylist([{**r, "schema_version": SCHEMA_VERSION} for r in rows], schema=SCHEMAS[table])
         self.fs.create_dir(folder, recursive=True)
-        final, tmp = f"{folder}/{key}.parquet", f"{folder}/.{key}.{uuid.uuid4().hex[:8]}.parquet.tmp"
+        final = f"{folder}/{key}.parquet"
+        if not self.local:  # an object store: one upload, visible only once complete
+            with self.fs.open_output_stream(final) as out:
+                pq.write_table(data, out)
+            return final
+        staging = f"{self.root}/{STAGING}"
+        self.fs.create_dir(staging, recursive=True)
+        tmp = f"{staging}/{table}.{key}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         with self.fs.open_output_stream(tmp) as out:
             pq.write_table(data, out)
         self.fs.move(tmp, final)
         return final
+
+    def sweep(self, older_than_s: float = 86400) -> list[str]:
+        """Remove temporaries of writers that are gone: a dead process on this host, or any writer more
+        than `older_than_s` ago. Returns what was removed."""
+        if not self.local:
+            return []
+        info = self.fs.get_file_info(pafs.FileSelector(f"{self.root}/{STAGING}", allow_not_found=True))
+        gone, host = [], socket.gethostname()
+        for i in info:
+            parts = i.base_name.rsplit(".", 4)  # table.key . host . pid . uuid . tmp
+            dead = len(parts) == 5 and parts[1] == host and parts[2].isdigit() and not _alive(int(parts[2]))
+            if dead or (i.mtime is not None and time.time() - i.mtime.timestamp() > older_than_s):
+                self.fs.delete_file(i.path)
+                gone.append(i.path)
+        return gone
 
     def exists(self, table: str, key: str) -> bool:
         return self.fs.get_file_info(f"{self._dir(table)}/{key}.parquet").type == pafs.FileType.File
@@ -76,25 +111,23 @@ class Store:
     def keys(self, table: str) -> list[str]:
         return [f.rsplit("/", 1)[1][: -len(".parquet")] for f in self.files(table)]
 
-    def read(self, table: str, filter=None) -> pa.Table:
-        """The whole table (empty, with its schema, if nothing was written yet)."""
+    def read(self, table: str, done_only: bool = False) -> pa.Table:
+        """The whole table (empty, with its schema, if nothing was written yet). `done_only`: for tables
+        keyed by cell, only rows of cells whose latest attempt is done."""
         files = self.files(table)
         if not files:
             return SCHEMAS[table].empty_table()
-        return ds.dataset(files, schema=SCHEMAS[table], filesystem=self.fs, format="parquet").to_table(filter=filter)
+        t = ds.dataset(files, schema=SCHEMAS[table], filesystem=self.fs, format="parquet").to_table()
+        if done_only and table in CELL_TABLES:
+            t = t.filter(pa.compute.is_in(t["cell_id"], pa.array(sorted(self.done_cells()), pa.string())))
+        return t
+
+    def done_cells(self) -> set[str]:
+        return {cid for cid, r in self.latest_cells().items() if r["status"] == "done"}
 
     def read_key(self, table: str, key: str) -> pa.Table:
         with self.fs.open_input_file(f"{self._dir(table)}/{key}.parquet") as f:
             return pq.read_table(f, schema=SCHEMAS[table])
-
-    def sql(self, query: str):
-        """Run DuckDB SQL with every table available as a view of the same name."""
-        import duckdb
-
-        con = duckdb.connect()
-        for name in SCHEMAS:
-            con.register(name, self.read(name))
-        return con.sql(query)
 
     def latest_cells(self) -> dict[str, dict]:
         """The most recent attempt of every cell, by cell id."""
@@ -104,3 +137,43 @@ class Store:
             if prev is None or row["finished_at"] > prev["finished_at"]:
                 latest[row["cell_id"]] = row
         return latest
+
+    def sql(self, query: str):
+        """DuckDB SQL over the store. Views: every table by name, where tables keyed by cell hold only
+        rows of cells whose latest attempt is done; `cells`: the latest attempt of every cell, with its
+        axes and variant settings as columns (level, n, train, size, strategy, k_percent, shots...);
+        `attempts`: every `cells` row."""
+        import duckdb
+
+        con = duckdb.connect()
+        attempts = self.read("cells")
+        done = pa.array(sorted(self.done_cells()), pa.string())
+        for name in SCHEMAS:
+            t = attempts if name == "cells" else self.read(name)
+            if name in CELL_TABLES:
+                t = t.filter(pa.compute.is_in(t["cell_id"], done))
+            con.register("attempts" if name == "cells" else name, t)
+        types: dict[str, set] = {}
+        for r in attempts.select(["axes", "params"]).to_pylist():
+            for k, v in {**json.loads(r["params"] or "{}"), **json.loads(r["axes"] or "{}")}.items():
+                types.setdefault(k, set()).add(type(v))
+        flat = ""
+        for k, ts in sorted(types.items()):
+            if ts <= {int, float}:
+                typ = "BIGINT" if ts == {int} else "DOUBLE"
+                flat += f", CAST(coalesce(json_extract(axes, '$.{k}'), json_extract(params, '$.{k}')) AS {typ}) AS \"{k}\""
+            else:
+                flat += f", coalesce(json_extract_string(axes, '$.{k}'), json_extract_string(params, '$.{k}')) AS \"{k}\""
+        con.sql(f"CREATE VIEW cells AS SELECT *{flat} FROM attempts "
+                "QUALIFY row_number() OVER (PARTITION BY cell_id ORDER BY finished_at DESC) = 1")
+        return con.sql(query)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,55 +1,60 @@
 """`ftscope validate`: every problem with a study config, found before anything expensive runs."""
 
+from collections import Counter
 from pathlib import Path
 
-from ftscope.config import ConfigError, StudyConfig, load_config
-from ftscope.grid import capacity_problems, expand_grid
+from ftscope.config import ConfigError, load_config
 from ftscope.models import check_model_source
 
 
-def validate(path: str, results_dir: str | None = None) -> tuple[StudyConfig | None, list[str], list[str]]:
+def validate(path: str, results_dir: str | None = None):
     """(config, problems, notes). Problems make the config unrunnable; notes are for information."""
     try:
         cfg = load_config(path, {"results_dir": results_dir} if results_dir else None)
     except ConfigError as e:
         return None, e.problems, []
-    cells = expand_grid(cfg)
-    per_method = ", ".join(f"{sum(c.method == m for c in cells)} {m}" for m in cfg.grid.methods)
-    problems, notes = [], [f"grid: {len(cells)} cells ({per_method}) over {len(cfg.models)} models x "
-                           f"{len(cfg.grid.levels)} levels x {len(cfg.grid.sample_counts)} sample counts x "
-                           f"{len(cfg.grid.seeds)} seeds"]
+    from ftscope.studies import STUDIES
+
+    study = STUDIES.get(cfg.kind)
+    problems, notes = list(study.validate(cfg)), []
+    if problems and any(p.startswith("data.dataset") for p in problems):
+        return cfg, problems, notes
+    try:
+        cells = study.grid(cfg)
+    except (KeyError, ValueError) as e:
+        return cfg, problems + [f"grid: {e}"], notes
+    if not cells:
+        problems.append("grid: the grid has no cells; give at least one method, level (or train set), sample "
+                        "count (or size) and seed")
+    per_method = Counter(c.method for c in cells)
+    notes.append(f"grid: {len(cells)} cells ({', '.join(f'{n} {m}' for m, n in per_method.items())}) over "
+                 f"{len(cfg.models)} model(s)")
     for m in cfg.models:
         if m.path and (problem := check_model_source(m.path)):
             problems.append(f"models.{m.name}.path: {problem}")
         if m.processes > 1 and not Path(m.deepspeed).is_file():
             problems.append(f"models.{m.name}.deepspeed: no such DeepSpeed config file {m.deepspeed}")
-    if cfg.data.source == "entityquestions" and not Path(cfg.data.path).exists() and cfg.data.path.count("/") != 1:
-        problems.append(f"data.path: {cfg.data.path} is neither a local directory nor a dataset id 'org/name'")
-    problems += _capacity(cfg, notes)
+    problems += _store_problems(cfg.results_dir)
+    notes += study.costs(cfg)
     return cfg, problems, notes
 
 
-def _capacity(cfg: StudyConfig, notes: list[str]) -> list[str]:
-    """Exact per-level check when mastery was already scored; otherwise a bound from the data size."""
-    from ftscope.store import Store
+def _store_problems(results_dir: str) -> list[str]:
+    """The results directory must be a writable directory (or a reachable object-store URL)."""
+    if "://" in results_dir:
+        try:
+            from ftscope.store import Store
 
-    problems = []
-    try:
-        mastery = Store(cfg.results_dir).read("mastery")
-    except OSError as e:
-        return [f"results_dir: cannot open {cfg.results_dir}: {e}"]
-    for m in cfg.models:
-        rows = [r for r in mastery.to_pylist() if r["model"] == m.name]
-        if rows:
-            items = [{"item_id": r["item_id"], "split": r["split"], "domain": r["domain"]} for r in rows]
-            levels = {r["item_id"]: r["level"] for r in rows}
-            problems += [f"model {m.name}: {p}" for p in capacity_problems(cfg, items, levels)]
-        else:
-            notes.append(f"model {m.name}: mastery not scored yet; levels are checked again right after scoring")
-    if cfg.data.source == "sandbox":
-        w = cfg.data.sandbox
-        n_train = int(w.facts_per_id_relation * len(cfg.data.id_relations) * (1 - w.test_fraction))
-        if n_train < max(cfg.grid.sample_counts):
-            problems.append(f"data.sandbox: about {n_train} ID training facts in all, fewer than the largest "
-                            f"sample count {max(cfg.grid.sample_counts)}; raise facts_per_id_relation")
-    return problems
+            Store(results_dir).files("cells")
+        except Exception as e:  # noqa: BLE001 -- any filesystem error means it cannot be used
+            return [f"results_dir: cannot open {results_dir}: {e}"]
+        return []
+    p = Path(results_dir)
+    existing = next((q for q in [p, *p.parents] if q.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return [f"results_dir: {existing} is a file, not a directory; choose another results_dir"]
+    import os
+
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        return [f"results_dir: {existing} is not writable by this user; choose another results_dir"]
+    return []

@@ -1,5 +1,6 @@
-"""Tasks of a study. The store is the cache (cells already done are skipped by the flow), so Prefect's
-own input-hash caching is off: hashing a dataset on every call would cost more than it saves."""
+"""Tasks of a study: policy (retries, GPU slots, caching) around the core's steps. The store is the
+cache (cells already done are skipped by the flow), so Prefect's own input-hash caching is off:
+hashing a dataset on every call would cost more than it saves."""
 
 from contextlib import contextmanager
 
@@ -7,37 +8,61 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
-from ftscope.cell import CellContext, run_cell
-from ftscope.config import StudyConfig
-from ftscope.data.prepare import StudyData, prepare_data
-from ftscope.grid import Cell
+from ftscope import checkpoints
+from ftscope.cell import ModelContext, run_cell
+from ftscope.models import base_model_path
+from ftscope.plan import PlannedCell, plan_cells
+from ftscope.shards import checkpoint_dir
 from ftscope.store import Store
-from ftscope.study import base_model_path, ensure_mastery
+from ftscope.studies import STUDIES
 from tasks.policy import GPU_LIMIT, worth_retrying
 
 
 @task(name="prepare-data", cache_policy=NO_CACHE)
-def prepare_data_task(cfg: StudyConfig) -> StudyData:
-    return prepare_data(cfg.data, cfg.cache_dir)
+def prepare_data_task(cfg):
+    return STUDIES.get(cfg.kind).load_data(cfg)
 
 
 @task(name="base-model", cache_policy=NO_CACHE, task_run_name="base-model {name}")
-def base_model_task(cfg: StudyConfig, name: str, data: StudyData) -> str:
-    return base_model_path(cfg, cfg.model(name), data)
+def base_model_task(cfg, name: str, data) -> str:
+    """The base checkpoint: as configured, or the sandbox model pretrained now (or read from the cache);
+    a hub id is downloaded here, inside a task."""
+    path = base_model_path(cfg.model(name), data, cfg.cache_dir)
+    checkpoint_dir(path)
+    return path
 
 
-@task(name="mastery", cache_policy=NO_CACHE, task_run_name="mastery {name}")
-def mastery_task(cfg: StudyConfig, name: str, base_path: str, data: StudyData) -> dict[str, int]:
+@task(name="prepare-model", cache_policy=NO_CACHE, task_run_name="prepare {name}")
+def prepare_model_task(cfg, name: str, base_path: str, data):
+    """The study's preparation of one base model (Study K: mastery scoring)."""
     with gpu_slots(cfg.model(name).gpus):
-        return ensure_mastery(cfg, cfg.model(name), base_path, data, Store(cfg.results_dir))
+        return STUDIES.get(cfg.kind).prepare(cfg, cfg.model(name), base_path, data, Store(cfg.results_dir))
+
+
+@task(name="plan", cache_policy=NO_CACHE)
+def plan_task(cfg, data, bases: dict[str, str]) -> list[PlannedCell]:
+    return plan_cells(cfg, STUDIES.get(cfg.kind), data.fingerprint, bases, Store(cfg.results_dir))
 
 
 @task(name="cell", cache_policy=NO_CACHE, task_run_name="cell {label}", retries=2, retry_delay_seconds=30,
       retry_condition_fn=worth_retrying)
-def cell_task(cfg: StudyConfig, cell: Cell, cid: str, ctx: CellContext, parent_id: str | None, label: str) -> dict:
+def cell_task(cfg, planned: PlannedCell, ctx: ModelContext, label: str) -> dict:
     """One cell; a cell that needs GPUs first takes that many slots of the global GPU limit."""
-    with gpu_slots(cfg.model(cell.model).gpus):
-        return run_cell(cfg, cell, cid, ctx, Store(cfg.results_dir), parent_id)
+    with gpu_slots(cfg.model(planned.cell.model).gpus):
+        return run_cell(cfg, STUDIES.get(cfg.kind), planned.cell, planned.cid, ctx, Store(cfg.results_dir),
+                        planned.parent_id, keep=planned.has_children)
+
+
+@task(name="release-checkpoints", cache_policy=NO_CACHE)
+def release_task(cfg, planned: list[PlannedCell]) -> list[str]:
+    return checkpoints.release(cfg, planned, Store(cfg.results_dir).latest_cells())
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report_task(cfg) -> str:
+    from ftscope.report import study_report
+
+    return study_report(Store(cfg.results_dir), cfg.study)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ def tiny_llama(tmp_path_factory):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from ftscope.sandbox_model import build_tokenizer
+    from ftscope.sandbox.pretrain import build_tokenizer
 
     texts = ["Question: Where was Abo Kel born?\nAnswer: Varo", "Quick question: Who founded Zib Corp?",
              "Answer briefly: Which country is Tam Tower located in?"] + [f"city{i} person{i}" for i in range(50)]
@@ -56,12 +56,18 @@ def smoke_config(tmp_path_factory):
 def smoke_base(smoke_config):
     """(config, data, base checkpoint path, mastery levels) of the smoke study, built once per session."""
     from ftscope.config import load_config
-    from ftscope.data.prepare import prepare_data
+    from ftscope.models import base_model_path
     from ftscope.store import Store
-    from ftscope.study import base_model_path, ensure_mastery
+    from ftscope.studies import k
 
     cfg = load_config(smoke_config)
-    data = prepare_data(cfg.data, cfg.cache_dir)
-    base = base_model_path(cfg, cfg.models[0], data)
-    levels = ensure_mastery(cfg, cfg.models[0], base, data, Store(cfg.results_dir))
+    data = k.load_data(cfg)
+    base = base_model_path(cfg.models[0], data, cfg.cache_dir)
+    levels = k.prepare(cfg, cfg.models[0], base, data, Store(cfg.results_dir))
     return cfg, data, base, levels
+
+
+@pytest.fixture(scope="session")
+def k_items(smoke_base):
+    """The smoke study's items (every split and domain)."""
+    return next(iter(smoke_base[1].datasets.values())).items

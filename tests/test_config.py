@@ -4,8 +4,9 @@ from pathlib import Path
 
 import yaml
 
+from ftscope.cell import Cell, cell_id
 from ftscope.config import load_config
-from ftscope.grid import Cell, cell_id, expand_grid
+from ftscope.studies import STUDIES
 from ftscope.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,9 +22,9 @@ def _write(tmp_path, **over):
 
 
 def test_shipped_configs_parse():
-    for name in ("smoke", "demo", "paper-k"):
-        cfg = load_config(ROOT / "configs" / f"{name}.yaml")
-        assert expand_grid(cfg)
+    for f in sorted((ROOT / "configs").glob("*.yaml")):
+        cfg = load_config(f)
+        assert STUDIES.get(cfg.kind).grid(cfg), f
 
 
 def test_validate_lists_every_problem(tmp_path):
@@ -42,7 +43,7 @@ def test_validate_catches_missing_model_and_too_small_data(tmp_path):
     cfg, problems, notes = validate(str(p))
     assert any("no such local model directory" in x for x in problems)
     assert any("fewer than the largest sample count" in x for x in problems)
-    assert any("grid: 2 cells (1 base, 1 sft)" in n for n in notes)
+    assert any("grid: 2 cells (1 base, 1 sft)" in n for n in notes), notes
 
 
 def test_cli_validate_exits_nonzero_with_reasons(tmp_path):
@@ -56,9 +57,16 @@ def test_cli_validate_exits_nonzero_with_reasons(tmp_path):
 
 def test_cell_id_is_stable_and_sensitive(tmp_path):
     cfg = load_config(_write(tmp_path))
-    c = Cell("sandbox-tiny", "0", 8, "sft", 0)
-    assert cell_id(cfg, c, "d", "m") == cell_id(cfg, c, "d", "m")
-    assert cell_id(cfg, c, "d", "m") != cell_id(cfg, c, "d2", "m")
-    assert cell_id(cfg, c, "d", "m") != cell_id(cfg, Cell("sandbox-tiny", "0", 16, "sft", 0), "d", "m")
+    k = STUDIES.get("k")
+    c = Cell("sandbox-tiny", "sft", (("level", "0"), ("n", 8)), 0)
+    assert cell_id(cfg, k, c, "d", "m") == cell_id(cfg, k, c, "d", "m")
+    assert cell_id(cfg, k, c, "d", "m") != cell_id(cfg, k, c, "d2", "m")
+    assert cell_id(cfg, k, c, "d", "m") != cell_id(cfg, k, Cell("sandbox-tiny", "sft", (("level", "0"), ("n", 16))),
+                                                    "d", "m")
     cfg2 = cfg.model_copy(update={"study": "renamed"})
-    assert cell_id(cfg, c, "d", "m") == cell_id(cfg2, c, "d", "m")
+    assert cell_id(cfg, k, c, "d", "m") == cell_id(cfg2, k, c, "d", "m")
+    # a base cell does not depend on the training settings
+    base = Cell("sandbox-tiny", "base")
+    cfg3 = cfg.model_copy(update={"train": cfg.train.model_copy(update={"lr": 0.5})})
+    assert cell_id(cfg, k, base, "d", "m") == cell_id(cfg3, k, base, "d", "m")
+    assert cell_id(cfg, k, c, "d", "m") != cell_id(cfg3, k, c, "d", "m")

@@ -2,28 +2,38 @@ import json
 
 import pytest
 
-from ftscope.config import DataConfig, SandboxWorld
-from ftscope.data.cbqa import extract_subject, load_entityquestions
-from ftscope.data.prepare import prepare_data
-from ftscope.data.relations import ID_RELATIONS, RELATIONS
-from ftscope.data.sandbox import build_world
+from ftscope import datasets
+from ftscope.datasets.formats import Where, extract_subject
+from ftscope.datasets.records import DataError
+from ftscope.sandbox.world import WorldOptions, build_world
 
 SMALL = dict(facts_per_id_relation=10, facts_per_ood_relation=3, format_facts_per_relation=2,
              n_cities=20, n_countries=8, n_people=20)
+SANDBOX = datasets.get("sandbox-k")
+EQ = datasets.get("entityquestions")
+ID_RELATIONS = EQ.groups["id"]
+
+
+def test_registry_describes_both_cbqa_datasets():
+    assert len(EQ.subsets) == 24 and all(len(set(EQ.phrasings(r))) == 21 for r in EQ.subsets)
+    assert len(ID_RELATIONS) == 10 and set(ID_RELATIONS) | set(EQ.groups["ood"]) == set(EQ.subsets)
+    # the sandbox world includes the EntityQuestions description and adds its statement phrasings
+    assert SANDBOX.phrasings("P19") == EQ.phrasings("P19") and SANDBOX.subsets["P19"].statements
+    assert all(st.index("{s}") < st.index("{o}") for r in SANDBOX.subsets.values() for st in r.statements)
 
 
 def test_world_is_seeded_and_covers_24_relations():
-    a = build_world(**SandboxWorld(**SMALL).model_dump(), id_relations=list(ID_RELATIONS))
-    b = build_world(**SandboxWorld(**SMALL).model_dump(), id_relations=list(ID_RELATIONS))
+    a = build_world(SANDBOX, **WorldOptions(**SMALL).model_dump(), id_relations=ID_RELATIONS)
+    b = build_world(SANDBOX, **WorldOptions(**SMALL).model_dump(), id_relations=ID_RELATIONS)
     assert a == b
-    assert {it["relation"] for it in a.items} == set(RELATIONS)
+    assert {it["relation"] for it in a.items} == set(SANDBOX.subsets)
     assert len({it["item_id"] for it in a.items}) == len(a.items)
     assert all(it["domain"] == ("id" if it["relation"] in ID_RELATIONS else "ood") for it in a.items)
     assert all(it["split"] == "test" for it in a.items if it["domain"] == "ood")
 
 
 def test_exposure_counts_are_what_the_corpus_holds():
-    w = build_world(**SandboxWorld(**SMALL, exposures=[0, 3]).model_dump(), id_relations=list(ID_RELATIONS))
+    w = build_world(SANDBOX, **WorldOptions(**SMALL, exposures=[0, 3]).model_dump(), id_relations=ID_RELATIONS)
     for it in w.items[:30]:
         stated = sum(it["subject"] in d and it["answers"][0] in d and "Question:" not in d for d in w.documents)
         assert stated == it["exposure"], it
@@ -31,13 +41,17 @@ def test_exposure_counts_are_what_the_corpus_holds():
         assert not any(it["subject"] in d and "Question:" in d for d in w.documents)
 
 
-def test_prepare_data_caches_by_fingerprint(tmp_path):
-    cfg = DataConfig(sandbox=SandboxWorld(**SMALL))
-    a = prepare_data(cfg, str(tmp_path))
+def test_study_data_is_cached_by_fingerprint(tmp_path):
+    from ftscope.config import load_config
+    from ftscope.studies import k
+
+    cfg = load_config("configs/smoke.yaml", {"cache_dir": str(tmp_path), "results_dir": str(tmp_path / "r")})
+    small = cfg.model_copy(update={"data": cfg.data.model_copy(update={"options": SMALL})})
+    a = k.load_data(small)
     assert list((tmp_path / "data").glob("*.json"))
-    b = prepare_data(cfg, str(tmp_path))
+    b = k.load_data(small)
     assert a == b
-    c = prepare_data(DataConfig(sandbox=SandboxWorld(**SMALL, seed=1)), str(tmp_path))
+    c = k.load_data(cfg.model_copy(update={"data": cfg.data.model_copy(update={"options": {**SMALL, "seed": 1}})}))
     assert c.fingerprint != a.fingerprint
 
 
@@ -52,7 +66,7 @@ def test_entityquestions_loader_reads_local_files(tmp_path):
         json.dumps({"question": "Who is the author of Dune?", "answers": ["Frank Herbert"]}) + "\n")
     (tmp_path / "train" / "P50.train.json").write_text(json.dumps(
         [{"question": "Who is the author of Emma?", "answers": ["Jane Austen"]}]))
-    items = load_entityquestions(str(tmp_path), list(ID_RELATIONS))
+    items = datasets.load(EQ, Where(str(tmp_path))).items
     by_q = {it["question"]: it for it in items}
     assert len(items) == 3  # OOD relations are test-only: P50's train file is not read
     assert by_q["Where was Ada Lovelace born?"]["split"] == "train"
@@ -64,6 +78,6 @@ def test_entityquestions_loader_reads_local_files(tmp_path):
 
 
 def test_subject_extraction_error_says_what_to_do():
-    assert extract_subject("Who is Ada Lovelace's child?", "P40") == "Ada Lovelace"
-    with pytest.raises(ValueError, match="add a 'subject' field"):
-        extract_subject("Completely different wording", "P40")
+    assert extract_subject(EQ, "Who is Ada Lovelace's child?", "P40") == "Ada Lovelace"
+    with pytest.raises(DataError, match="add a 'subject' field"):
+        extract_subject(EQ, "Completely different wording", "P40")

@@ -3,10 +3,13 @@ import copy
 import pytest
 import torch
 
-from ftscope.config import KLConfig, LoraConfig, PromptConfig
-from ftscope.divergence import kl_rows, token_kl
+from ftscope.datasets import get
+from ftscope.divergence import KLConfig, kl_rows, token_kl
 from ftscope.models import load_model, load_tokenizer
-from ftscope.train.trainer import wrap_lora
+from ftscope.prompts import PromptConfig, Prompter
+from ftscope.train.lora import LoraConfig, wrap_lora
+
+CBQA = Prompter(get("entityquestions"), PromptConfig())
 
 ITEMS = [{"item_id": f"P19:{s}", "relation": "P19", "question": f"Where was {s} born?", "answers": [a],
           "domain": d, "split": "test"}
@@ -24,7 +27,7 @@ def _perturbed(model, seed=0):
 
 def test_identical_models_have_zero_kl(tiny_llama):
     tok, model = load_tokenizer(tiny_llama), load_model(tiny_llama)
-    per_item = token_kl(model, model, tok, ITEMS, PromptConfig(), KLConfig(batch_size=2))
+    per_item = token_kl(model, model, tok, ITEMS, CBQA, KLConfig(batch_size=2))
     assert all(abs(kl) < 1e-6 and n > 0 for kl, n in per_item)
 
 
@@ -33,7 +36,7 @@ def test_kl_matches_direct_computation(tiny_llama):
     tok, base = load_tokenizer(tiny_llama), load_model(tiny_llama)
     ft = _perturbed(base)
     for direction in ("ft_base", "base_ft"):
-        per_item = token_kl(ft, base, tok, ITEMS, PromptConfig(), KLConfig(batch_size=2, direction=direction))
+        per_item = token_kl(ft, base, tok, ITEMS, CBQA, KLConfig(batch_size=2, direction=direction))
         for it, (kl, n) in zip(ITEMS, per_item):
             prompt = f"Question: {it['question']}\nAnswer:"
             p_ids = tok(prompt)["input_ids"]
@@ -54,16 +57,16 @@ def test_lora_base_is_the_model_with_adapter_disabled(tiny_llama):
         for name, p in peft_model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.2)
-    via_adapter = token_kl(peft_model, None, tok, ITEMS, PromptConfig(), KLConfig())
+    via_adapter = token_kl(peft_model, None, tok, ITEMS, CBQA, KLConfig())
     merged = copy.deepcopy(peft_model).merge_and_unload()
-    direct = token_kl(merged, base, tok, ITEMS, PromptConfig(), KLConfig())
+    direct = token_kl(merged, base, tok, ITEMS, CBQA, KLConfig())
     assert [round(k, 5) for k, _ in via_adapter] == [round(k, 5) for k, _ in direct]
     assert all(k > 0 for k, _ in via_adapter)
 
 
-def test_rows_per_split_and_level():
-    rows = kl_rows(ITEMS, [(0.1, 2), (0.3, 3), (0.5, 1)], {"P19:Abo Kel": 0, "P19:person1": 4, "P19:person2": 0},
+def test_rows_per_domain_and_level():
+    rows = kl_rows("c", "d", [(0.1, 2), (0.3, 3), (0.5, 1)], ["id", "id", "ood"], ["level=0", "level=4", "level=0"],
                    KLConfig())
-    by = {(r["split"], r["test_level"]): r for r in rows}
-    assert by[("id_test", -1)]["kl_mean"] == pytest.approx(0.2) and by[("id_test", -1)]["n_positions"] == 5
-    assert by[("id_test", 4)]["kl_mean"] == pytest.approx(0.3) and by[("ood_test", 0)]["n_items"] == 1
+    by = {(r["domain"], r["slice"]): r for r in rows}
+    assert by[("id", "all")]["value"] == pytest.approx(0.2) and by[("id", "all")]["n_positions"] == 5
+    assert by[("id", "level=4")]["value"] == pytest.approx(0.3) and by[("ood", "level=0")]["n"] == 1

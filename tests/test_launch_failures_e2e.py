@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from flows.study_k import study_k
+from flows.study import study
 from ftscope.store import Store
 
 
@@ -24,7 +24,7 @@ def test_timeout_and_crash_are_reported_and_the_grid_completes(smoke_config, smo
                    {"name": "tiny-bad-ds", "sandbox": sandbox, "processes": 2, "deepspeed": str(bad_ds)}],
         "grid": {"levels": [4], "sample_counts": [8], "methods": ["sft"]}}))
 
-    state = study_k(config_path=str(path), return_state=True)
+    state = study(config_path=str(path), return_state=True)
     assert state.is_failed() and "2 of 4 cells failed" in state.message
     store = Store(str(tmp_path / "results"))
     cells = {r["model"]: r for r in store.latest_cells().values()}
@@ -32,7 +32,7 @@ def test_timeout_and_crash_are_reported_and_the_grid_completes(smoke_config, smo
     zero3 = cells["tiny-zero3"]["cell_id"]
     region = [r for r in store.read("params").to_pylist() if r["cell_id"] == zero3 and r["scope"] == "region"]
     assert region and region[0]["sum_change"] > 0  # the gathered ZeRO-3 checkpoint differs from the base
-    assert {r["split"] for r in store.read("metrics").to_pylist() if r["cell_id"] == zero3} == {"id_test", "ood_test"}
+    assert {r["domain"] for r in store.read("metrics").to_pylist() if r["cell_id"] == zero3} == {"id", "ood"}
     assert cells["tiny-slow"]["status"] == "failed"
     assert cells["tiny-slow"]["error"].startswith("LaunchTimeout: training did not finish within 2 s")
     assert cells["tiny-bad-ds"]["status"] == "failed"

@@ -9,12 +9,23 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ftscope.config import EvalConfig, PromptConfig, TrainConfig
-from ftscope.evaluate import answer_questions
+from ftscope.datasets import get
+from ftscope.evaluate import predict
 from ftscope.models import load_model, load_tokenizer
+from ftscope.prompts import PromptConfig, Prompter
 from ftscope.train.examples import build_examples
-from ftscope.train.launcher import (CollectiveFailure, KilledBySignal, LaunchError, LaunchTimeout, OutOfMemory,
-                                    classify, launch)
+from ftscope.train.launcher import (
+    CollectiveFailure,
+    KilledBySignal,
+    LaunchError,
+    LaunchTimeout,
+    OutOfMemory,
+    classify,
+    launch,
+)
+from ftscope.train.trainer import TrainConfig
+
+CBQA = Prompter(get("entityquestions"), PromptConfig())
 
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS = [{"item_id": f"P19:person{i}", "question": f"Where was person{i} born?", "answers": [f"city{i}"],
@@ -23,10 +34,10 @@ ITEMS = [{"item_id": f"P19:person{i}", "question": f"Where was person{i} born?",
 
 def _spec(tmp: Path, base: str, method: str = "sft") -> Path:
     tok = load_tokenizer(base)
-    spec = {"base_path": base, "trust_remote_code": False, "dtype": "float32", "method": method,
-            "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "lr": 1e-2},
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "lr": 1e-2}
+    spec = {"base_path": base, "trust_remote_code": False, "dtype": "float32", "lora": lora if method == "lora" else None,
             "train": TrainConfig(epochs=2, batch_size=2).model_dump(), "lr": 1e-2, "seed": 0,
-            "examples": build_examples(ITEMS, PromptConfig(), tok, 64), "trainer_dir": str(tmp / "trainer"),
+            "examples": build_examples(ITEMS, CBQA, tok, 64), "trainer_dir": str(tmp / "trainer"),
             "out_dir": str(tmp / "trained"), "deepspeed": str(ROOT / "infra/deepspeed/zero3.json"), "resume": False}
     path = tmp / "spec.json"
     path.write_text(json.dumps(spec))
@@ -46,7 +57,7 @@ def test_zero3_on_two_cpu_ranks_gives_a_loadable_checkpoint(tiny_llama, tmp_path
     assert set(base) == set(trained)
     assert any(not torch.equal(base[k], trained[k]) for k in base)
     tok, model = load_tokenizer(str(tmp_path / "trained")), load_model(str(tmp_path / "trained"))
-    assert len(answer_questions(model, tok, ITEMS, PromptConfig(), EvalConfig(max_new_tokens=3))) == len(ITEMS)
+    assert len(predict(model, tok, CBQA, ITEMS, max_new_tokens=3)) == len(ITEMS)
 
 
 def test_two_launches_at_once_do_not_clash(tiny_llama, tmp_path):

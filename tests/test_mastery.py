@@ -1,8 +1,10 @@
 import pytest
 
-from ftscope.config import MasteryConfig, PromptConfig
-from ftscope.data.relations import RELATIONS
-from ftscope.mastery import mastery_level, phrasings, score_mastery
+from ftscope.datasets import get
+from ftscope.mastery import MasteryConfig, mastery_level, phrasings, score_mastery
+from ftscope.prompts import PromptConfig, Prompter
+
+CBQA = Prompter(get("entityquestions"), PromptConfig())
 
 
 @pytest.mark.parametrize("r,level", [(0, 0), (0.001, 1), (0.25, 1), (0.2501, 2), (0.5, 2), (0.51, 3),
@@ -17,8 +19,8 @@ def test_level_edges_are_exact_for_sample_fractions():
 
 
 def test_21_distinct_phrasings_per_relation():
-    for rel in RELATIONS.values():
-        qs = phrasings({"relation": rel.pid, "subject": "Abo Kel"}, 21)
+    for pid in CBQA.spec.subsets:
+        qs = phrasings(CBQA, {"relation": pid, "subject": "Abo Kel"}, 21)
         assert len(set(qs)) == 21 and all("Abo Kel" in q for q in qs)
 
 
@@ -29,9 +31,9 @@ def test_score_mastery_counts_hits_over_all_samples(tiny_llama):
     items = [{"item_id": "P19:Abo Kel", "relation": "P19", "subject": "Abo Kel", "answers": ["Varo"],
               "split": "train", "domain": "id", "exposure": 0}]
     cfg = MasteryConfig(n_map=3, n_sample=4, max_new_tokens=3, batch_size=8)
-    rows = score_mastery(model, tok, items, PromptConfig(), cfg)
+    rows = score_mastery(model, tok, items, CBQA, cfg)
     assert len(rows) == 1 and 0 <= rows[0]["hits"] <= 12
     assert rows[0]["r"] == rows[0]["hits"] / 12 and rows[0]["level"] == mastery_level(rows[0]["r"])
     # an empty gold answer never counts as contained
     items[0]["answers"] = [""]
-    assert score_mastery(model, tok, items, PromptConfig(), cfg)[0]["r"] == 0
+    assert score_mastery(model, tok, items, CBQA, cfg)[0]["r"] == 0

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from flows.study_k import study_k
-from ftscope.cell import cell_dir
+from flows.study import study
+from ftscope.checkpoints import cell_dir
 from ftscope.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,13 +23,13 @@ def _variant(smoke_config, tmp_path, **over):
 def test_sft_lora_restore_cells(smoke_config, smoke_base, prefect_harness, tmp_path):
     cfg, *_ = smoke_base
     path = _variant(smoke_config, tmp_path)
-    assert study_k(config_path=path, return_state=True).is_completed()
+    assert study(config_path=path, return_state=True).is_completed()
     store = Store(str(tmp_path / "results"))
     cells = {r["variant"]: r for r in store.latest_cells().values()}
     assert set(cells) == {"base", "sft", "lora", "restore-top5", "restore-top100", "restore-random5",
                           "restore-random100"}
     assert all(r["status"] == "done" for r in cells.values())
-    for table in ("metrics", "kl", "params"):
+    for table in ("metrics", "kl", "params", "scores"):
         assert set(store.read(table)["cell_id"].to_pylist()) == {r["cell_id"] for r in cells.values()}, table
 
     restoration = store.read("restoration").to_pylist()
@@ -40,7 +40,7 @@ def test_sft_lora_restore_cells(smoke_config, smoke_base, prefect_harness, tmp_p
     assert abs(k - round(n * 0.05)) <= 1
     assert all(r["parent_cell"] == cells["sft"]["cell_id"] for r in restoration)
 
-    kl = {r["cell_id"]: r["kl_mean"] for r in store.read("kl").to_pylist() if r["test_level"] == -1}
+    kl = {r["cell_id"]: r["value"] for r in store.read("kl").to_pylist() if r["slice"] == "all" and r["domain"] == "id"}
     assert abs(kl[cells["base"]["cell_id"]]) < 1e-6
     assert kl[cells["lora"]["cell_id"]] > 0 and kl[cells["sft"]["cell_id"]] > kl[cells["restore-top100"]["cell_id"]]
     region = {r["cell_id"]: r for r in store.read("params").to_pylist() if r["scope"] == "region"}
@@ -50,9 +50,9 @@ def test_sft_lora_restore_cells(smoke_config, smoke_base, prefect_harness, tmp_p
     assert not cell_dir(cfg.model_copy(update={"study": "smoke-methods"}), cells["sft"]["cell_id"]).exists()
 
     # Re-running reuses everything; adding a k re-trains only the parent whose checkpoint was released.
-    assert study_k(config_path=path, return_state=True).is_completed()
+    assert study(config_path=path, return_state=True).is_completed()
     assert store.read("cells").num_rows == 7
     path = _variant(smoke_config, tmp_path, restore={"k_percent": [5, 100, 20], "strategies": ["top", "random"]})
-    assert study_k(config_path=path, return_state=True).is_completed()
+    assert study(config_path=path, return_state=True).is_completed()
     runs = [r["variant"] for r in sorted(store.read("cells").to_pylist(), key=lambda r: r["finished_at"])]
     assert sorted(runs[7:]) == ["restore-random20", "restore-top20", "sft"]

@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ftscope.checkpoint import INDEX, shard_files
 from ftscope.params import REGIONS, change, change_stats, select_top
 from ftscope.restore import restore
+from ftscope.shards import INDEX, shard_files
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +112,26 @@ def test_unknown_strategy_and_region_fail_clearly(pair, tmp_path):
         restore(base, ft, tmp_path / "x", k_percent=5, strategy="median")
     with pytest.raises(ValueError, match="unknown region"):
         change_stats(base, ft, region="heads")
+
+
+def test_zero_base_weights_are_counted_and_flagged(tmp_path):
+    """Exact-zero base weights make |d| / (|w| + 1e-8) huge: counted, and a warning names them."""
+    from safetensors.torch import save_file
+
+    from ftscope.params import zero_weight_warning
+
+    g = torch.Generator().manual_seed(0)
+    base = {f"model.layers.0.mlp.{m}_proj.weight": torch.randn(64, 64, generator=g) for m in ("up", "down")}
+    base["model.layers.0.mlp.up_proj.weight"][0, :8] = 0.0
+    ft = {k: v + 1e-3 * torch.randn(v.shape, generator=g) for k, v in base.items()}
+    for name, sd in (("base", base), ("ft", ft)):
+        (tmp_path / name).mkdir()
+        save_file(sd, str(tmp_path / name / "model.safetensors"))
+    rows = change_stats(tmp_path / "base", tmp_path / "ft")
+    region = next(r for r in rows if r["scope"] == "region")
+    assert region["n_zero_base"] == 8
+    assert next(r for r in rows if r["scope"] == "matrix_type" and r["matrix"] == "down")["n_zero_base"] == 0
+    assert region["top1_share"] > 0.99 and "8 of 8192 base weights are exactly 0" in zero_weight_warning(region)
+    absolute = next(r for r in change_stats(tmp_path / "base", tmp_path / "ft", measure="absolute")
+                    if r["scope"] == "region")
+    assert zero_weight_warning(absolute) is None

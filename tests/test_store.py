@@ -7,22 +7,45 @@ from ftscope.store import SCHEMA_VERSION, SCHEMAS, Store
 
 
 def _metric(cid, acc):
-    return {"cell_id": cid, "split": "id_test", "test_level": -1, "n_items": 10, "n_correct": int(acc * 10),
-            "accuracy": acc}
+    return {"cell_id": cid, "dataset": "d", "domain": "id", "slice": "all", "prompt_map": 0, "shots": 0,
+            "metric": "contains", "n": 10, "total": acc * 10, "value": acc}
+
+
+def _cell(store, cid, status, second=0, axes='{"level": "0", "n": 8}'):
+    base = {k: None for k in SCHEMAS["cells"].names if k != "schema_version"}
+    t = datetime(2026, 1, 1, 0, 0, second, tzinfo=timezone.utc)
+    store.write("cells", f"{cid}-{second}", [{**base, "cell_id": cid, "status": status, "finished_at": t,
+                                              "axes": axes, "params": "{}", "study": "s"}])
 
 
 def test_write_is_atomic_and_readable_with_pyarrow_and_duckdb(tmp_path):
     store = Store(str(tmp_path / "res"))
     store.write("metrics", "a", [_metric("a", 0.5)])
     store.write("metrics", "b", [_metric("b", 0.7)])
-    # a crashed writer's temp file is never read as data
-    (tmp_path / "res" / "metrics" / ".c.123.parquet.tmp").write_bytes(b"half a file")
+    _cell(store, "a", "done")
+    _cell(store, "b", "done")
+    # temporaries are written outside the tables, so a crashed writer's half file is never read
+    assert not list((tmp_path / "res" / "metrics").glob("*.tmp")) and (tmp_path / "res" / ".staging").is_dir()
     table = store.read("metrics")
     assert table.schema == SCHEMAS["metrics"]
     assert sorted(table["cell_id"].to_pylist()) == ["a", "b"]
     assert set(table["schema_version"].to_pylist()) == {SCHEMA_VERSION}
-    assert store.sql("SELECT round(avg(accuracy), 2) FROM metrics").fetchall()[0][0] == 0.6
+    assert store.sql("SELECT round(avg(value), 2) FROM metrics").fetchall()[0][0] == 0.6
     assert store.exists("metrics", "a") and not store.exists("metrics", "c")
+
+
+def test_readers_see_only_rows_of_cells_whose_latest_attempt_is_done(tmp_path):
+    store = Store(str(tmp_path))
+    store.write("metrics", "a", [_metric("a", 0.5)])
+    store.write("metrics", "orphan", [_metric("orphan", 0.9)])  # killed before its cells row
+    store.write("metrics", "f", [_metric("f", 0.1)])
+    _cell(store, "a", "done")
+    _cell(store, "f", "failed")
+    assert store.read("metrics").num_rows == 3
+    assert store.read("metrics", done_only=True)["cell_id"].to_pylist() == ["a"]
+    assert store.sql("SELECT cell_id FROM metrics").fetchall() == [("a",)]
+    # the cells view flattens the axes into typed columns
+    assert store.sql("SELECT level, n FROM cells WHERE cell_id = 'a'").fetchall() == [("0", 8)]
 
 
 def test_empty_table_has_schema(tmp_path):
@@ -32,15 +55,13 @@ def test_empty_table_has_schema(tmp_path):
 
 def test_rows_must_match_schema(tmp_path):
     with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError, TypeError)):
-        Store(str(tmp_path)).write("metrics", "x", [{**_metric("x", 0.5), "accuracy": "high"}])
+        Store(str(tmp_path)).write("metrics", "x", [{**_metric("x", 0.5), "value": "high"}])
     with pytest.raises(KeyError, match="unknown table"):
         Store(str(tmp_path)).write("nope", "x", [])
 
 
 def test_latest_cells_picks_newest_attempt(tmp_path):
     store = Store(str(tmp_path))
-    base = {k: None for k in SCHEMAS["cells"].names if k != "schema_version"}
-    for i, status in enumerate(["failed", "done"]):
-        t = datetime(2026, 1, 1, 0, 0, i, tzinfo=timezone.utc)
-        store.write("cells", f"c1-{i}", [{**base, "cell_id": "c1", "status": status, "finished_at": t}])
+    _cell(store, "c1", "failed", 0)
+    _cell(store, "c1", "done", 1)
     assert store.latest_cells()["c1"]["status"] == "done"

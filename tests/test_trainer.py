@@ -2,17 +2,20 @@
 
 import torch
 
-from ftscope.config import PromptConfig, TrainConfig
+from ftscope.datasets import get
 from ftscope.models import load_model, load_tokenizer
+from ftscope.prompts import PromptConfig, Prompter
 from ftscope.train.examples import build_examples
-from ftscope.train.trainer import has_checkpoint, train, training_arguments
+from ftscope.train.trainer import TrainConfig, has_checkpoint, train, training_arguments
+
+CBQA = Prompter(get("entityquestions"), PromptConfig())
 
 ITEMS = [{"question": f"Where was person{i} born?", "answers": [f"city{i}"]} for i in range(6)]
 
 
 def test_loss_is_on_answer_tokens_and_eos_only(tiny_llama):
     tok = load_tokenizer(tiny_llama)
-    ex = build_examples(ITEMS[:1], PromptConfig(), tok, 64)[0]
+    ex = build_examples(ITEMS[:1], CBQA, tok, 64)[0]
     kept = [t for t, lab in zip(ex["input_ids"], ex["labels"]) if lab != -100]
     assert tok.decode(kept) == "city0 </s>"
     assert ex["labels"][: len(ex["labels"]) - len(kept)] == [-100] * (len(ex["labels"]) - len(kept))
@@ -20,7 +23,7 @@ def test_loss_is_on_answer_tokens_and_eos_only(tiny_llama):
 
 def test_a_retried_run_resumes_from_its_last_epoch_checkpoint(tiny_llama, tmp_path):
     tok = load_tokenizer(tiny_llama)
-    examples = build_examples(ITEMS, PromptConfig(), tok, 64)
+    examples = build_examples(ITEMS, CBQA, tok, 64)
     cfg = TrainConfig(epochs=2, batch_size=2, checkpoint_each_epoch=True)
     model = load_model(tiny_llama)
     first = train(model, tok, examples, training_arguments(cfg, str(tmp_path), lr=1e-2, seed=0))

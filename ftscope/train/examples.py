@@ -1,15 +1,17 @@
-"""Supervised examples: prompt tokens masked out of the loss, answer tokens and EOS kept."""
+"""Supervised examples: prompt tokens masked out of the loss, target tokens and EOS kept."""
 
-from ftscope.config import PromptConfig
-from ftscope.data.prompts import build_prompt, build_target
+from ftscope.prompts import Prompter, encode
 
 
-def build_examples(items: list[dict], prompt: PromptConfig, tokenizer, max_length: int) -> list[dict]:
+def build_examples(items: list[dict], prompter: Prompter, tokenizer, max_length: int,
+                   demos: list[dict] = (), prompt_map: int = 0) -> list[dict]:
+    """One example per item: its prompt (after `demos`, FTICL) followed by its target and EOS. Too long
+    an example keeps its end (the target), losing the start of the prompt."""
     examples = []
     for it in items:
-        p = build_prompt(it["question"], prompt, tokenizer)
-        p_ids = tokenizer(p, add_special_tokens=prompt.style != "chat")["input_ids"]
-        a_ids = tokenizer(build_target(p, it["answers"][0]), add_special_tokens=False)["input_ids"]
+        p = prompter.text(it, prompt_map, demos)
+        p_ids = encode(tokenizer, p, prompter.prompt.style)
+        a_ids = tokenizer(prompter.continuation(p, prompter.target(it)), add_special_tokens=False)["input_ids"]
         a_ids = a_ids + [tokenizer.eos_token_id]
         ids = (p_ids + a_ids)[-max_length:]
         n_answer = min(len(a_ids), len(ids))

@@ -1,21 +1,27 @@
-"""One training path for every method: full SFT, or LoRA when the method asks for adapters.
-
-Runs with the transformers Trainer; under torchrun/deepspeed the same code runs on every rank.
+"""One training path for every method that trains (full SFT, LoRA, FTICL): the transformers Trainer
+on prompt/target examples. Under torchrun/deepspeed the same code runs on every rank.
 """
 
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
-from ftscope.config import LoraConfig, TrainConfig
 
-
-def wrap_lora(model, lora: LoraConfig):
-    import peft
-
-    cfg = peft.LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                          target_modules=lora.target_modules, task_type="CAUSAL_LM")
-    return peft.get_peft_model(model, cfg)
+class TrainConfig(BaseModel):
+    """The `train:` section, shared by every method that trains. Full fine-tuning uses `lr`; LoRA has
+    its own rate in `lora:`."""
+    model_config = ConfigDict(extra="forbid")
+    epochs: float = Field(3, gt=0)
+    lr: float = Field(1e-5, gt=0)
+    batch_size: int = Field(8, gt=0)
+    grad_accum: int = Field(1, gt=0)
+    max_length: int = Field(128, gt=8)
+    lr_scheduler: str = "linear"
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    bf16: bool = Field(True, description="bf16 mixed precision on GPUs; ignored on the CPU")
+    checkpoint_each_epoch: bool = Field(False, description="lets a retried cell resume mid-training")
 
 
 def training_arguments(cfg: TrainConfig, out_dir: str, *, lr: float, seed: int, deepspeed: dict | None = None):

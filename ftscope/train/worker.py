@@ -1,6 +1,6 @@
-"""What every rank of a multi-process training run executes (started by ftscope.train.launcher):
-`python -m ftscope.train.worker SPEC.json`. Trains with DeepSpeed through the same `train()` as the
-in-process path and saves the gathered weights (or the LoRA adapter) as safetensors."""
+"""One rank of a multi-process training run (started by the launcher under torchrun or deepspeed):
+trains with the Trainer under DeepSpeed ZeRO-3 and saves the gathered weights (or the LoRA adapter)
+as safetensors."""
 
 import json
 import os
@@ -8,9 +8,9 @@ import sys
 
 import torch
 
-from ftscope.config import LoraConfig, TrainConfig
 from ftscope.models import DTYPES, load_tokenizer
-from ftscope.train.trainer import train, training_arguments, wrap_lora
+from ftscope.train.lora import LoraConfig, wrap_lora
+from ftscope.train.trainer import TrainConfig, train, training_arguments
 
 
 def main(spec_path: str) -> None:
@@ -21,8 +21,9 @@ def main(spec_path: str) -> None:
     args = training_arguments(TrainConfig(**spec["train"]), spec["trainer_dir"], lr=spec["lr"], seed=spec["seed"],
                               deepspeed=json.loads(open(spec["deepspeed"]).read()))
     model = AutoModelForCausalLM.from_pretrained(spec["base_path"], dtype=DTYPES[spec["dtype"]],
-                                                 trust_remote_code=spec["trust_remote_code"])
-    if spec["method"] == "lora":
+                                                 trust_remote_code=spec["trust_remote_code"],
+                                                 use_safetensors=spec.get("use_safetensors", True))
+    if spec.get("lora"):
         model = wrap_lora(model, LoraConfig(**spec["lora"]))
     torch.manual_seed(spec["seed"])
     trainer = train(model, tok, spec["examples"], args, resume=spec["resume"])

@@ -6,14 +6,29 @@ import shutil
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
-from ftscope.config import SandboxModel
-from ftscope.data.prepare import StudyData
-from ftscope.data.relations import RELATIONS
 from ftscope.fingerprint import fingerprint
+from ftscope.prompts import dataset_texts
+from ftscope.studydata import StudyData
 
 log = logging.getLogger(__name__)
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+
+class SandboxModel(BaseModel):
+    """A small Llama pretrained on the sandbox corpus on the CPU (a model entry's `sandbox:`)."""
+    model_config = ConfigDict(extra="forbid")
+    hidden_size: int = Field(256, gt=0)
+    layers: int = Field(4, gt=0)
+    heads: int = Field(4, gt=0)
+    intermediate_size: int = Field(512, gt=0)
+    max_positions: int = Field(512, gt=8, description="longest sequence (prompt with demonstrations + answer)")
+    epochs: int = Field(8, gt=0)
+    batch_size: int = Field(64, gt=0)
+    block_size: int = Field(64, gt=8)
+    lr: float = Field(2e-3, gt=0)
+    seed: int = 0
 
 
 def build_tokenizer(texts):
@@ -31,13 +46,10 @@ def build_tokenizer(texts):
 
 
 def _vocabulary_texts(data: StudyData):
-    """Every string the model may see: corpus, every phrasing of every scored question, answers."""
+    """Every string the model may see: the corpus, and whatever a prompt or target of a dataset holds."""
     yield from data.documents
-    for it in data.items:
-        for q in RELATIONS[it["relation"]].questions:
-            yield q.format(s=it["subject"])
-        yield from it["answers"]
-    yield "Question: Answer: Quick question: Answer briefly:"
+    for ds in data.datasets.values():
+        yield from dataset_texts(ds)
 
 
 def sandbox_model_dir(spec: SandboxModel, data: StudyData, cache_dir: str) -> Path:
@@ -55,7 +67,7 @@ def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str) -> 
     tok = build_tokenizer(_vocabulary_texts(data))
     config = LlamaConfig(vocab_size=len(tok), hidden_size=spec.hidden_size, num_hidden_layers=spec.layers,
                          num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
-                         intermediate_size=spec.intermediate_size, max_position_embeddings=512,
+                         intermediate_size=spec.intermediate_size, max_position_embeddings=spec.max_positions,
                          tie_word_embeddings=True, pad_token_id=tok.pad_token_id,
                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     model = LlamaForCausalLM(config)

@@ -1,5 +1,6 @@
-"""The sandbox world: a seeded generator of fictional facts over the 24 relations, and a pretraining
-corpus in which each fact is stated a controlled number of times.
+"""The sandbox world of Study K: a seeded generator of fictional facts over the relations of a CBQA
+description (sandbox-k.yaml), and a pretraining corpus in which each fact is stated a controlled
+number of times.
 
 Exposure is known per fact, so mastery scores can be checked against ground truth. Scored facts
 never appear in question form in the corpus; separate "format" facts do (a few phrasings each),
@@ -9,8 +10,10 @@ which teaches the model to answer questions from facts it only read as statement
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ftscope.data.relations import RELATIONS
+from ftscope.datasets.formats import Loaded, Where, reader
+from ftscope.datasets.spec import DatasetSpec
 
 _ONSETS = "b c d f g h j k l m n p r s t v w z br dr gr kr pl st tr th sh ch".split()
 _VOWELS = "a e i o u ai ea ou io".split()
@@ -30,6 +33,37 @@ _SUFFIX = {"landmark": ["Tower", "Bridge", "Castle", "Park", "Gate"], "company":
            "event": ["Festival", "Fair", "Games"], "work": ["Tapestry", "Opera", "Film"],
            "artist": ["Band", "Trio", "Collective"], "university": ["University", "Academy"],
            "label": ["Records", "Music"]}
+
+
+class WorldOptions(BaseModel):
+    """Size and exposure spread of the generated world (options of source format `sandbox-k`)."""
+    model_config = ConfigDict(extra="forbid")
+    seed: int = 0
+    facts_per_id_relation: int = Field(300, gt=0)
+    facts_per_ood_relation: int = Field(40, gt=0)
+    format_facts_per_relation: int = Field(40, ge=0)
+    exposures: list[int] = Field(default_factory=lambda: [0, 0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32])
+    format_exposure: int = Field(8, ge=1)
+    format_questions: int = Field(3, ge=1, le=21)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    n_cities: int = Field(300, ge=10)
+    n_countries: int = Field(60, ge=5)
+    n_people: int = Field(150, ge=10)
+
+    @field_validator("exposures")
+    @classmethod
+    def _nonneg(cls, v):
+        if not v or min(v) < 0:
+            raise ValueError("exposures must be a non-empty list of counts >= 0")
+        return v
+
+
+@reader("sandbox-k")
+def read_world(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
+    id_relations = opts.pop("id_relations", None) or spec.groups.get("id", [])
+    options = WorldOptions(**{k: v for k, v in opts.items()})
+    world = build_world(spec, **options.model_dump(), id_relations=list(id_relations))
+    return Loaded(world.items, world.documents)
 
 
 @dataclass(frozen=True)
@@ -58,7 +92,7 @@ class _Names:
         return [self.word() for _ in range(n)]
 
 
-def build_world(*, seed: int, facts_per_id_relation: int, facts_per_ood_relation: int,
+def build_world(spec: DatasetSpec, *, seed: int, facts_per_id_relation: int, facts_per_ood_relation: int,
                 format_facts_per_relation: int, exposures: list[int], format_exposure: int,
                 format_questions: int, test_fraction: float, n_cities: int, n_countries: int,
                 n_people: int, id_relations: list[str]) -> World:
@@ -88,7 +122,8 @@ def build_world(*, seed: int, facts_per_id_relation: int, facts_per_ood_relation
         return f"{names.word()} {rng.choice(_SUFFIX[typ])}"
 
     items, documents = [], []
-    for pid, rel in RELATIONS.items():
+    for pid, rel in spec.subsets.items():
+        questions = spec.phrasings(pid)
         in_domain = pid in id_relations
         n_scored = facts_per_id_relation if in_domain else facts_per_ood_relation
         for k in range(n_scored + format_facts_per_relation):
@@ -100,15 +135,15 @@ def build_world(*, seed: int, facts_per_id_relation: int, facts_per_ood_relation
             if scored:
                 split = "test" if (not in_domain or rng.random() < test_fraction) else "train"
                 items.append({"item_id": f"{pid}:{s}", "relation": pid, "subject": s,
-                              "question": rel.questions[0].format(s=s), "answers": [o], "split": split,
+                              "question": questions[0].format(s=s), "answers": [o], "split": split,
                               "domain": "id" if in_domain else "ood", "exposure": times})
             else:
-                for q in rng.choice(len(rel.questions), size=format_questions, replace=False):
-                    documents.append(qa_document(rel.questions[q].format(s=s), o))
+                for q in rng.choice(len(questions), size=format_questions, replace=False):
+                    documents.append(qa_document(questions[q].format(s=s), o))
     order = rng.permutation(len(documents))
     return World(items=items, documents=[documents[i] for i in order])
 
 
 def qa_document(question: str, answer: str) -> str:
-    """The question-answer shape the sandbox model learns; prompts.SANDBOX_TEMPLATE matches it."""
+    """The question-answer shape the sandbox model learns; the template of entityquestions.yaml matches it."""
     return f"Question: {question}\nAnswer: {answer}"

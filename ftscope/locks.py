@@ -1,0 +1,54 @@
+"""Claims on shared work (a cell, a cache entry) between processes, even on other hosts sharing the
+filesystem: an advisory `flock` on a lock file. The kernel drops a lock when its owner dies, so a
+claim of a killed run is taken over by the next one with no heartbeat or timeout to tune. The file
+records who holds it (host, pid, since) for humans and `ftscope status`."""
+
+import fcntl
+import json
+import os
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _owner() -> str:
+    return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
+
+
+@contextmanager
+def exclusive(path: Path, wait: bool = True):
+    """Hold the lock at `path` for the block. With `wait=False`, yield False at once (and hold nothing)
+    when another process holds it; otherwise yield True once it is ours."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(_owner())
+            f.flush()
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def holder(path: Path) -> dict | None:
+    """Who holds the lock at `path` now, or None if nobody does."""
+    if not path.exists():
+        return None
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            try:
+                return json.loads(f.read() or "{}")
+            except json.JSONDecodeError:
+                return {}
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return None

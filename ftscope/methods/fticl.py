@@ -1,0 +1,29 @@
+"""`fticl`: fine-tuning with in-context examples (Study G). Every training input is prefixed by the same
+first k demonstrations of the training set's pool; one variant per k (the training set's
+`fticl_shots`, or `fticl.shots` for every task)."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ftscope.methods.recipe import Built, Recipe, register
+from ftscope.train.fit import fit
+
+
+class FticlConfig(BaseModel):
+    """The `fticl:` section."""
+    model_config = ConfigDict(extra="forbid")
+    shots: list[int] | None = Field(None, description="demonstrations per training input; default: the "
+                                                      "training dataset's fticl_shots")
+
+
+def variants(cfg, train_spec) -> list[dict]:
+    shots = cfg.fticl.shots if cfg.fticl.shots is not None else train_spec.fticl_shots
+    return [{"shots": k} for k in shots]
+
+
+def build(run) -> Built:
+    return fit(run, run.examples(shots=run.params["shots"]), lr=run.cfg.train.lr)
+
+
+RECIPE = register(Recipe("fticl", build, trains=True, section=("fticl", FticlConfig), variants=variants,
+                         label=lambda p: str(p["shots"]), relevant=lambda cfg: {"train": cfg.train.model_dump()},
+                         description="fine-tuning with k demonstrations before every training input"))

@@ -1,0 +1,78 @@
+"""What a method is: a recipe the generic cell runs (torchtune style). A recipe turns a cell's run
+context into a model to evaluate; it says whether it trains, which method's checkpoint it starts from
+(its parent), the config section it reads, and its variants (e.g. restoration's k and strategy).
+
+The cell never branches on a method's name: adding a method is a module in this package (or a user's
+plug-in) that calls `register(Recipe(...))`.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from ftscope.registry import Registry
+
+
+@dataclass
+class Built:
+    """A recipe's result. `checkpoint` is where its weights already are on disk (None: the cell saves
+    them when an analysis needs them). `base_view` says how analyses that compare with the base model
+    get it: load it, it is this very model, or this model with its LoRA adapter switched off."""
+    model: Any
+    checkpoint: Path | None = None
+    base_view: Literal["load", "self", "adapter_off"] = "load"
+
+    def merged(self):
+        """The model to evaluate, as a plain transformers model (LoRA adapters merged in)."""
+        if self.base_view == "adapter_off":
+            self.model, self.base_view = self.model.merge_and_unload(), "load"
+        return self.model
+
+
+def _no_variants(cfg, train_spec) -> list[dict]:
+    return [{}]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    build: Callable[[Any], Built]  # CellRun -> Built
+    trains: bool = False
+    parent: str | None = None  # a method whose checkpoint (same model, axes, seed) this one starts from
+    section: tuple[str, type[BaseModel]] | None = None  # its config section: (name, schema)
+    variants: Callable[[Any, Any], list[dict]] = _no_variants  # (config, training DatasetSpec) -> settings
+    label: Callable[[dict], str] = field(default=lambda params: "")  # suffix of a variant: "top5", "2"
+    relevant: Callable[[Any], dict] = field(default=lambda cfg: {})  # config that changes its result
+    description: str = ""
+
+
+RECIPES: Registry[Recipe] = Registry("method")
+
+
+def register(recipe: Recipe, *aliases: str) -> Recipe:
+    for name in (recipe.name, *aliases):
+        RECIPES.register(name, recipe)
+    return recipe
+
+
+def variant_name(recipe: Recipe, params: dict) -> str:
+    suffix = recipe.label(params) if params else ""
+    return f"{recipe.name}-{suffix}" if suffix else recipe.name
+
+
+def check_methods(methods: list[str]) -> list[str]:
+    """A grid's `methods:`: every one registered, and every parent a method starts from in the list."""
+    import ftscope.methods  # noqa: F401  the shipped recipes register on import
+
+    unknown = [m for m in methods if m not in RECIPES]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; known: {', '.join(RECIPES.names())}")
+    names = {RECIPES.get(m).name for m in methods}
+    for m in methods:
+        parent = RECIPES.get(m).parent
+        if parent and RECIPES.get(parent).name not in names:
+            raise ValueError(f"'{m}' starts from the checkpoints of '{parent}' cells; add '{parent}'")
+    return methods

@@ -1,0 +1,67 @@
+"""The plan of a study: every cell of its grid with its stable id and the id of the cell it starts
+from, written to the store so `status` can tell what is missing; and what is left to run."""
+
+import json
+from dataclasses import dataclass
+
+from ftscope import checkpoints
+from ftscope.cell import Cell, cell_id
+from ftscope.fingerprint import model_fingerprint
+from ftscope.methods import RECIPES
+from ftscope.store import Store
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    cell: Cell
+    cid: str
+    parent_id: str | None  # the cell whose checkpoint this one starts from
+    has_children: bool = False  # other cells start from this one's checkpoint
+
+
+def expand(cfg, points: list[tuple[tuple, object]], methods: list[str], seeds: list[int]) -> list[Cell]:
+    """The cells of a grid: methods that evaluate the base model as it is (base, icl) once per model;
+    every other method at every point (axes, training DatasetSpec) x seed x its variants. Cells that
+    start from another come after every cell they could start from."""
+    recipes = [RECIPES.get(m) for m in methods]
+    cells = [Cell(m.name, r.name) for r in recipes if not r.trains and r.parent is None for m in cfg.models]
+    later = []
+    for m in cfg.models:
+        for axes, train_spec in points:
+            for seed in seeds:
+                for r in recipes:
+                    if r.trains or r.parent:
+                        cells_of = later if r.parent else cells
+                        cells_of += [Cell(m.name, r.name, axes, seed, tuple(v.items()))
+                                     for v in r.variants(cfg, train_spec)]
+    return cells + later
+
+
+def plan_cells(cfg, study, data_fp: str, base_paths: dict[str, str], store: Store) -> list[PlannedCell]:
+    """Every cell with its id; the plan is written to the store (the latest plan of a study replaces
+    the previous one)."""
+    fps = {name: model_fingerprint(p) for name, p in base_paths.items()}
+
+    def cid(c: Cell) -> str:
+        return cell_id(cfg, study, c, data_fp, fps[c.model])
+
+    cells = study.grid(cfg)
+    parents = {c: c.parent for c in cells}
+    with_children = {p for p in parents.values() if p is not None}
+    planned = [PlannedCell(c, cid(c), cid(parents[c]) if parents[c] else None, c in with_children) for c in cells]
+    rows = [{"cell_id": p.cid, "study": cfg.study, "kind": cfg.kind, "label": p.cell.label, "model": p.cell.model,
+             "method": RECIPES.get(p.cell.method).name, "variant": p.cell.variant,
+             "axes": json.dumps(dict(p.cell.axes)), "seed": p.cell.seed, "parent_cell": p.parent_id}
+            for p in planned]
+    store.write("plan", cfg.study, rows)
+    return planned
+
+
+def pending(cfg, planned: list[PlannedCell], store: Store) -> list[PlannedCell]:
+    """Cells not yet done (missing or failed), plus done parents whose checkpoint a pending child needs
+    but which was already released: those train again (same seed, same result)."""
+    latest = store.latest_cells()
+    todo = {p.cid for p in planned if latest.get(p.cid, {}).get("status") != "done"}
+    todo |= {p.parent_id for p in planned if p.cid in todo and p.parent_id
+             and not checkpoints.available(cfg, p.parent_id)}
+    return [p for p in planned if p.cid in todo]

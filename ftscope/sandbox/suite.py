@@ -1,0 +1,1 @@
+"""The offline suite of Study G (filled in with the generalization study)."""

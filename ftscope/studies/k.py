@@ -1,0 +1,309 @@
+"""Study K (Ye et al., EMNLP 2025): how the amount of SFT data and how well the base model already knows
+it (mastery) change closed-book QA accuracy, token-level KL to the base model and parameters.
+
+Axes: the mastery level of the training data (0..4 or mixed) and the sample count. Preparation:
+mastery R of every item under each base model (21 phrasings x 10 samples). Evaluation: accuracy per
+domain (in/out of domain) and test mastery level, KL, parameter change.
+"""
+
+import logging
+from typing import Literal, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ftscope import datasets
+from ftscope.datasets import Dataset
+from ftscope.datasets.formats import Where
+from ftscope.divergence import KLConfig, kl_rows, token_kl
+from ftscope.evaluate import predict, result_rows, score
+from ftscope.fingerprint import fingerprint, model_fingerprint
+from ftscope.mastery import MasteryConfig, score_mastery
+from ftscope.methods.recipe import check_methods
+from ftscope.models import load_model, load_tokenizer
+from ftscope.params import ParamsConfig, change_stats, zero_weight_warning
+from ftscope.plan import expand
+from ftscope.prompts import Prompter
+from ftscope.studies.study import Study, register
+from ftscope.studydata import StudyData, cached_data, local_files
+from ftscope.train.gpus import hold_gpus
+
+log = logging.getLogger("ftscope.study")
+Level = Union[Literal[0, 1, 2, 3, 4], Literal["mixed"]]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Study K's `data:` section: a CBQA dataset of the registry and where its records are."""
+    dataset: str = Field("sandbox-k", description="a cbqa dataset of the registry (sandbox-k, entityquestions, "
+                                                  "or one of datasets_dirs)")
+    path: str | None = Field(None, description="a local directory or a dataset id (entityquestions)")
+    options: dict = Field(default_factory=dict, description="options of the dataset's source, e.g. the sandbox "
+                                                            "world's size")
+    id_relations: list[str] | None = Field(None, description="in-domain relations (default: the dataset's 'id' group)")
+    max_test_items: int | None = Field(None, gt=0, description="cap per domain (id, ood), sampled")
+    max_train_items: int | None = Field(None, gt=0, description="cap per in-domain relation, sampled with `seed`")
+    seed: int = Field(0, description="seed of the caps")
+
+
+class GridConfig(_Strict):
+    levels: list[Level] = Field(default_factory=lambda: [0, 1, 2, 3, 4, "mixed"], min_length=1)
+    sample_counts: list[int] = Field(default_factory=lambda: [60, 120, 240, 480, 960, 1920], min_length=1)
+    methods: list[str] = Field(default_factory=lambda: ["base", "sft"], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+    @field_validator("sample_counts")
+    @classmethod
+    def _positive(cls, v):
+        if min(v) <= 0:
+            raise ValueError("sample_counts must be positive counts")
+        return v
+
+    @field_validator("methods")
+    @classmethod
+    def _known(cls, v):
+        return check_methods(v)
+
+
+class EvalConfig(_Strict):
+    max_new_tokens: int = Field(16, gt=0)
+    batch_size: int = Field(128, gt=0)
+
+
+SECTIONS = {"data": DataConfig, "mastery": MasteryConfig, "grid": GridConfig, "eval": EvalConfig, "kl": KLConfig,
+            "params": ParamsConfig}
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+def dataset_spec(cfg):
+    return datasets.get(cfg.data.dataset, cfg.datasets_dirs)
+
+
+def load_data(cfg) -> StudyData:
+    spec = dataset_spec(cfg)
+    d = cfg.data
+    options = dict(d.options)
+    if d.id_relations:
+        options["id_relations"] = d.id_relations
+    where = Where(d.path, options)
+    key = {"dataset": d.dataset, "path": d.path, "options": options, "caps": [d.max_test_items, d.max_train_items,
+                                                                              d.seed], "files": local_files(d.path)}
+
+    def build():
+        ds = datasets.load(spec, where)
+        ids = set(d.id_relations or spec.groups.get("id", []))
+        # in-domain relations are trained and tested; the others are tested only
+        items = [{**it, "domain": "id" if it["relation"] in ids else "ood"} for it in ds.items
+                 if it["split"] == "test" or it["relation"] in ids]
+        items = _cap_train(_cap_tests(items, d.max_test_items), d.max_train_items, d.seed)
+        return {spec.name: Dataset(spec, items, ds.documents)}
+
+    return cached_data(key, {spec.name: spec}, build, cfg.cache_dir)
+
+
+def _cap_tests(items: list[dict], cap: int | None) -> list[dict]:
+    if cap is None:
+        return items
+    rng = np.random.default_rng(0)
+    keep = set()
+    for domain in ("id", "ood"):
+        idx = [i for i, it in enumerate(items) if it["split"] == "test" and it["domain"] == domain]
+        keep.update(rng.permutation(idx)[:cap].tolist() if len(idx) > cap else idx)
+    return [it for i, it in enumerate(items) if it["split"] == "train" or i in keep]
+
+
+def _cap_train(items: list[dict], cap: int | None, seed: int) -> list[dict]:
+    """At most `cap` training items per relation (mastery scores every item: a 21,600-item relation
+    takes hours), sampled with the seed, in their original order."""
+    if cap is None:
+        return items
+    rng = np.random.default_rng(seed)
+    drop = set()
+    for rel in sorted({it["relation"] for it in items}):
+        idx = [i for i, it in enumerate(items) if it["split"] == "train" and it["relation"] == rel]
+        if len(idx) > cap:
+            drop.update(set(idx) - set(rng.choice(idx, size=cap, replace=False).tolist()))
+    return [it for i, it in enumerate(items) if i not in drop]
+
+
+def the_dataset(data: StudyData) -> Dataset:
+    return next(iter(data.datasets.values()))
+
+
+# -- preparation: mastery --------------------------------------------------------------------------
+
+def mastery_fingerprint(cfg, model, base_path: str, data: StudyData) -> str:
+    """What mastery depends on: the checkpoint, the data, the scoring settings and the prompt."""
+    return fingerprint([model_fingerprint(base_path), data.fingerprint, cfg.mastery.model_dump(),
+                        model.prompt.model_dump()])
+
+
+def prepare(cfg, model, base_path: str, data: StudyData, store) -> dict[str, int]:
+    """Mastery level of every item under this base model; scored once, then read from the store.
+    Model entries that share a checkpoint and prompt (e.g. the same model under other launch settings)
+    share the scores."""
+    fp = mastery_fingerprint(cfg, model, base_path, data)
+    key = f"{model.name}-{fp}"
+    same = [k for k in store.keys("mastery") if k.endswith(f"-{fp}")]
+    if not store.exists("mastery", key) and same:
+        rows = store.read_key("mastery", same[0]).to_pylist()
+        store.write("mastery", key, [{**r, "model": model.name} for r in rows])
+    if not store.exists("mastery", key):
+        ds = the_dataset(data)
+        tok = load_tokenizer(base_path, model.trust_remote_code)
+        with hold_gpus(model.gpus) as gpus:
+            lm = load_model(base_path, model.dtype, model.trust_remote_code, gpus, model.use_safetensors)
+            rows = score_mastery(lm, tok, ds.items, Prompter(ds.spec, model.prompt, tok), cfg.mastery)
+            del lm
+        extra = {"model": model.name, "model_fp": model_fingerprint(base_path), "data_fp": data.fingerprint,
+                 "n_sample": cfg.mastery.n_sample, "temperature": cfg.mastery.temperature}
+        store.write("mastery", key, [{**r, **extra} for r in rows])
+        log.info("scored mastery of %d items for %s", len(rows), model.name)
+    table = store.read_key("mastery", key)
+    return dict(zip(table["item_id"].to_pylist(), table["level"].to_pylist()))
+
+
+def training_pool(items: list[dict], levels: dict[str, int], level: str) -> list[dict]:
+    """In-domain training items of a mastery level ('mixed': all levels)."""
+    pool = [it for it in items if it["split"] == "train" and it["domain"] == "id"]
+    return pool if level == "mixed" else [it for it in pool if levels[it["item_id"]] == int(level)]
+
+
+def capacity_problems(cfg, items: list[dict], levels: dict[str, int]) -> list[str]:
+    """Levels that hold too few training items for the largest sample count."""
+    need = max(cfg.grid.sample_counts)
+    problems = []
+    for lvl in cfg.grid.levels:
+        have = len(training_pool(items, levels, str(lvl)))
+        if have < need:
+            problems.append(f"mastery level {lvl} has {have} ID training items but grid.sample_counts asks for "
+                            f"{need}; lower the sample counts or enlarge the data")
+    return problems
+
+
+def check(cfg, data: StudyData, preps: dict[str, dict]) -> list[str]:
+    items = the_dataset(data).items
+    return [f"model {name}: {p}" for name, levels in preps.items() for p in capacity_problems(cfg, items, levels)]
+
+
+# -- the grid and a cell ---------------------------------------------------------------------------
+
+def grid(cfg) -> list:
+    spec = dataset_spec(cfg)
+    points = [((("level", str(lvl)), ("n", n)), spec) for lvl in cfg.grid.levels for n in cfg.grid.sample_counts]
+    return expand(cfg, points, cfg.grid.methods, cfg.grid.seeds)
+
+
+def cell_config(cfg, cell) -> dict:
+    return {"mastery": cfg.mastery.model_dump(), "eval": cfg.eval.model_dump(), "kl": cfg.kl.model_dump(),
+            "params": cfg.params.model_dump()}
+
+
+def training_items(run) -> tuple[list[dict], Dataset]:
+    """`n` items drawn (with the cell's seed) from the in-domain training items of the cell's level."""
+    ds = the_dataset(run.data)
+    level, n = run.axes["level"], run.axes["n"]
+    pool = training_pool(ds.items, run.prep, level)
+    if len(pool) < n:
+        raise ValueError(f"mastery level {level} has {len(pool)} training items; {n} are needed. Lower "
+                         f"grid.sample_counts or enlarge the data.")
+    rng = np.random.default_rng(run.cell.seed)
+    return [pool[i] for i in sorted(rng.choice(len(pool), size=n, replace=False))], ds
+
+
+def evaluate(run, built) -> None:
+    """KL to the base model on the test prompts, accuracy per domain and test mastery level, and the
+    parameter change of the model's weights."""
+    cfg, tok, ds = run.cfg, run.tokenizer, the_dataset(run.data)
+    test = ds.split("test")
+    prompter = run.prompter(ds)
+    domains = [it["domain"] for it in test]
+    slices = [f"level={run.prep[it['item_id']]}" for it in test]
+
+    base = {"self": built.model, "adapter_off": None}.get(built.base_view) if built.base_view != "load" else run.load()
+    per_item = token_kl(built.model, base, tok, test, prompter, cfg.kl)
+    del base
+    run.store.write("kl", run.cid, kl_rows(run.cid, ds.name, per_item, domains, slices, cfg.kl))
+
+    model = built.merged()
+    predictions = predict(model, tok, prompter, test, batch_size=cfg.eval.batch_size,
+                          max_new_tokens=cfg.eval.max_new_tokens)
+    values = score(prompter, test, predictions)
+    metrics, scores = result_rows(run.cid, ds.name, ds.spec.metric, test, values, domains, slices, predictions)
+    _, kl_scores = result_rows(run.cid, ds.name, "kl", test, [k for k, _ in per_item], domains, slices)
+    run.store.write("metrics", run.cid, metrics)
+    run.store.write("scores", run.cid, scores + kl_scores)
+
+    rows = change_stats(run.base_dir, run.checkpoint(built), cfg.params.region, cfg.params.measure)
+    run.store.write("params", run.cid, [{"cell_id": run.cid, **r} for r in rows])
+    if warning := zero_weight_warning(next(r for r in rows if r["scope"] == "region")):
+        log.warning("[%s] %s", run.cell.label, warning)
+
+
+# -- before anything runs --------------------------------------------------------------------------
+
+def validate(cfg) -> list[str]:
+    problems = []
+    try:
+        spec = dataset_spec(cfg)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        return [f"data.dataset: {e}"]
+    if spec.type != "cbqa":
+        return [f"data.dataset: {spec.name} is a {spec.type} dataset; Study K needs a cbqa dataset"]
+    unknown = sorted(set(cfg.data.id_relations or []) - set(spec.subsets))
+    if unknown:
+        problems.append(f"data.id_relations: {unknown} are not relations of {spec.name} ({sorted(spec.subsets)})")
+    short = sorted(r for r in spec.subsets if len(spec.phrasings(r)) < cfg.mastery.n_map)
+    if short:
+        problems.append(f"mastery.n_map is {cfg.mastery.n_map} but relations {short} of {spec.name} have fewer "
+                        f"phrasings (stems x framings); lower n_map or describe more")
+    if spec.source.format == "sandbox-k":
+        from pydantic import ValidationError
+
+        from ftscope.sandbox.world import WorldOptions
+
+        try:
+            w = WorldOptions(**cfg.data.options)
+        except ValidationError as e:
+            return problems + [f"data.options.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
+        ids = cfg.data.id_relations or spec.groups.get("id", [])
+        n_train = int(w.facts_per_id_relation * len(ids) * (1 - w.test_fraction))
+        if n_train < max(cfg.grid.sample_counts):
+            problems.append(f"data.options: about {n_train} ID training facts in all, fewer than the largest "
+                            f"sample count {max(cfg.grid.sample_counts)}; raise facts_per_id_relation")
+    elif spec.source.format == "entityquestions" and not (cfg.data.path or spec.source.model_extra.get("path")):
+        problems.append("data.path: EntityQuestions needs a local directory or a dataset id")
+    return problems + _stored_capacity(cfg)
+
+
+def _stored_capacity(cfg) -> list[str]:
+    """Exact per-level check when mastery was already scored (otherwise the flow checks right after)."""
+    from ftscope.store import Store
+
+    try:
+        mastery = Store(cfg.results_dir).read("mastery").to_pylist()
+    except OSError:
+        return []
+    problems = []
+    for m in cfg.models:
+        rows = [r for r in mastery if r["model"] == m.name]
+        if rows:
+            items = [{"item_id": r["item_id"], "split": r["split"], "domain": r["domain"]} for r in rows]
+            problems += [f"model {m.name}: {p}" for p in capacity_problems(cfg, items, {r["item_id"]: r["level"]
+                                                                                        for r in rows})]
+    return problems
+
+
+def _tables(store, study):
+    from ftscope.studies.k_report import study_report
+
+    return study_report(store, study)
+
+
+STUDY = register(Study(kind="k", title="Study K: knowledge", sections=SECTIONS, load_data=load_data, grid=grid,
+                       training_items=training_items, evaluate=evaluate, cell_config=cell_config, report=_tables,
+                       prepare=prepare, check=check, validate=validate))

@@ -1,0 +1,47 @@
+"""Train a cell's model on its examples: in this process, or on several ranks with DeepSpeed ZeRO-3
+through the launcher. A retried cell resumes from the last checkpoint its earlier attempt left."""
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+
+from ftscope.methods.recipe import Built
+from ftscope.train.launcher import launch
+from ftscope.train.lora import LoraConfig, wrap_lora
+from ftscope.train.trainer import has_checkpoint, train, training_arguments
+
+log = logging.getLogger("ftscope.cell")
+
+
+def fit(run, examples: list[dict], *, lr: float, lora: LoraConfig | None = None) -> Built:
+    """The fine-tuned model of `run` (a CellRun); LoRA when `lora` is given."""
+    model_cfg, work = run.model_cfg, run.work
+    resume = has_checkpoint(work / "trainer")
+    shutil.rmtree(work / "model", ignore_errors=True)  # a half-written one from an earlier attempt
+    if model_cfg.processes == 1:
+        args = training_arguments(run.cfg.train, str(work / "trainer"), lr=lr, seed=run.cell.seed)
+        model = run.load()
+        if lora is not None:
+            model = wrap_lora(model, lora)
+        torch.manual_seed(run.cell.seed)
+        train(model, run.tokenizer, examples, args, resume=resume)
+        return Built(model.eval(), base_view="adapter_off" if lora is not None else "load")
+
+    out = work / ("adapter" if lora is not None else "model")
+    spec = {"base_path": run.base_path, "trust_remote_code": model_cfg.trust_remote_code, "dtype": model_cfg.dtype,
+            "use_safetensors": model_cfg.use_safetensors, "lora": lora.model_dump() if lora else None,
+            "train": run.cfg.train.model_dump(), "lr": lr, "seed": run.cell.seed, "examples": examples,
+            "trainer_dir": str(work / "trainer"), "out_dir": str(out),
+            "deepspeed": str(Path(model_cfg.deepspeed).resolve()), "resume": resume}
+    (work / "train_spec.json").write_text(json.dumps(spec))
+    launch(["-m", "ftscope.train.worker", str(work / "train_spec.json")], nproc=model_cfg.processes,
+           log_file=work / "train.log", timeout_s=model_cfg.timeout_s, gpus=run.gpus, launcher=model_cfg.launcher,
+           on_line=lambda line: log.info("[%s] %s", run.cell.label, line))
+    if lora is not None:
+        from peft import PeftModel
+
+        return Built(PeftModel.from_pretrained(run.load(), str(out)).eval(), base_view="adapter_off")
+    return Built(run.load(out), checkpoint=out)

@@ -1,0 +1,80 @@
+"""Extending ftscope without touching it: a method is one plug-in module with its config section, a
+dataset is one YAML description plus its data file; a tiny study then runs with both."""
+
+import json
+import textwrap
+
+import yaml
+
+from flows.study import study
+from ftscope.store import Store
+
+NOOP = '''
+"""`noop`: the base model, untouched, as a method of its own (with a config section)."""
+from pydantic import BaseModel
+
+from ftscope.methods import Built, Recipe, register
+
+
+class NoopConfig(BaseModel):
+    note: str = "nothing"
+
+
+def build(run):
+    assert run.cfg.noop.note == "from the config"
+    return Built(run.load(), checkpoint=run.base_dir, base_view="self")
+
+
+register(Recipe("noop", build, section=("noop", NoopConfig)))
+'''
+
+TOY = '''
+name: toy-facts
+task: cbqa
+type: cbqa
+metric: contains
+templates: ["Question: {question}\\nAnswer:"]
+target: answers
+source: {format: files, records: toy.json}
+groups: {id: [T1], ood: [T2]}
+subsets:
+  T1: {name: birthplace, questions: ["Where was {s} born?", "What is the birthplace of {s}?"]}
+  T2: {name: workplace, questions: ["Where does {s} work?", "Which city does {s} work in?"]}
+'''
+
+
+def test_a_plugin_method_and_a_described_dataset_run_a_study(smoke_base, prefect_harness, tmp_path):
+    cfg, data, base, _ = smoke_base
+    (tmp_path / "my_methods.py").write_text(NOOP)
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "toy.yaml").write_text(textwrap.dedent(TOY))
+    # facts of the smoke world, rewritten as a dataset of two relations of our own
+    items = next(iter(data.datasets.values())).items
+    p19 = [it for it in items if it["relation"] == "P19" and it["split"] == "train"][:12]
+    p20 = [it for it in items if it["relation"] == "P20"][:6]
+    records = ([{"relation": "T1", "subject": it["subject"], "answers": it["answers"], "split": s}
+                for it, s in zip(p19, ["train"] * 8 + ["test"] * 4)]
+               + [{"relation": "T2", "subject": it["subject"], "answers": it["answers"], "split": "test"} for it in p20])
+    (tmp_path / "datasets" / "toy.json").write_text(json.dumps(records))
+    path = tmp_path / "toy-study.yaml"
+    path.write_text(yaml.safe_dump({
+        "kind": "k", "study": "toy", "results_dir": str(tmp_path / "results"), "artifacts_dir": str(tmp_path / "a"),
+        "cache_dir": str(tmp_path / "cache"), "plugins": ["my_methods.py"], "datasets_dirs": ["datasets"],
+        "data": {"dataset": "toy-facts"}, "models": [{"name": "m", "path": base}],
+        "mastery": {"n_map": 2, "n_sample": 2, "max_new_tokens": 4},
+        "grid": {"levels": ["mixed"], "sample_counts": [4], "methods": ["noop", "sft"]},
+        "noop": {"note": "from the config"}, "train": {"epochs": 1, "lr": 1e-3}, "eval": {"max_new_tokens": 4}}))
+
+    # plugins and datasets_dirs are relative to the config file, as a user would write them
+    assert study(config_path=str(path), return_state=True).is_completed()
+    store = Store(str(tmp_path / "results"))
+    cells = {r["variant"]: r for r in store.latest_cells().values()}
+    assert set(cells) == {"noop", "sft"} and all(r["status"] == "done" for r in cells.values())
+    metrics = store.sql("SELECT c.method, m.dataset, m.domain, m.n FROM metrics m JOIN cells c USING (cell_id) "
+                        "WHERE m.slice = 'all' ORDER BY ALL").fetchall()
+    assert metrics == [("noop", "toy-facts", "id", 4), ("noop", "toy-facts", "ood", 6),
+                       ("sft", "toy-facts", "id", 4), ("sft", "toy-facts", "ood", 6)]
+    kl = {r["cell_id"]: r["value"] for r in store.read("kl").to_pylist() if r["slice"] == "all"}
+    assert kl[cells["noop"]["cell_id"]] == 0 and kl[cells["sft"]["cell_id"]] > 0
+    mastery = store.read("mastery").to_pylist()
+    assert len(mastery) == 18 and {r["n_map"] for r in mastery} == {2}
