@@ -29,14 +29,34 @@ def validate(path: str, results_dir: str | None = None):
     per_method = Counter(c.method for c in cells)
     notes.append(f"grid: {len(cells)} cells ({', '.join(f'{n} {m}' for m, n in per_method.items())}) over "
                  f"{len(cfg.models)} model(s)")
+    from ftscope.methods import RECIPES
+
+    full = sorted({RECIPES.get(c.method).name for c in cells if RECIPES.get(c.method).full_weights})
     for m in cfg.models:
         if m.path and (problem := check_model_source(m.path)):
             problems.append(f"models.{m.name}.path: {problem}")
+        elif m.path and full and (quant := quantization_of(m.path)):
+            problems.append(f"models.{m.name}.path: the checkpoint is quantized ({quant}) and cannot be fully "
+                            f"fine-tuned by {', '.join(full)}; use the unquantized weights, or only base/lora")
         if m.processes > 1 and not Path(m.deepspeed).is_file():
             problems.append(f"models.{m.name}.deepspeed: no such DeepSpeed config file {m.deepspeed}")
     problems += _store_problems(cfg.results_dir)
     notes += study.costs(cfg)
     return cfg, problems, notes
+
+
+def quantization_of(path: str) -> str | None:
+    """The quantization a local checkpoint declares in its config.json (e.g. 'bitsandbytes 4-bit'), or None."""
+    import json
+
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return None
+    q = json.loads(config.read_text()).get("quantization_config")
+    if not q:
+        return None
+    bits = "4-bit" if q.get("load_in_4bit") else "8-bit" if q.get("load_in_8bit") else q.get("bits", "")
+    return f"{q.get('quant_method', 'quantized')} {bits}".strip()
 
 
 def _store_problems(results_dir: str) -> list[str]:

@@ -70,3 +70,35 @@ def test_cell_id_is_stable_and_sensitive(tmp_path):
     cfg3 = cfg.model_copy(update={"train": cfg.train.model_copy(update={"lr": 0.5})})
     assert cell_id(cfg, k, base, "d", "m") == cell_id(cfg3, k, base, "d", "m")
     assert cell_id(cfg, k, c, "d", "m") != cell_id(cfg3, k, c, "d", "m")
+
+
+def test_a_quantized_checkpoint_cannot_be_fully_fine_tuned(tmp_path, tiny_llama):
+    import json
+    import shutil
+
+    quant = tmp_path / "quantized"
+    shutil.copytree(tiny_llama, quant)
+    config = json.loads((quant / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "bitsandbytes", "load_in_4bit": True}
+    (quant / "config.json").write_text(json.dumps(config))
+    p = _write(tmp_path, models=[{"name": "q", "path": str(quant)}], grid={"levels": [4], "sample_counts": [8],
+                                                                           "methods": ["base", "sft"]})
+    _, problems, _ = validate(str(p))
+    assert any("quantized (bitsandbytes 4-bit) and cannot be fully fine-tuned by sft" in x for x in problems), problems
+    p = _write(tmp_path, models=[{"name": "q", "path": str(quant)}], grid={"levels": [4], "sample_counts": [8],
+                                                                           "methods": ["base", "lora"]})
+    assert not any("quantized" in x for x in validate(str(p))[1])
+
+
+def test_training_items_are_capped_per_relation_with_the_seed():
+    from ftscope.studies.k import _cap_train
+
+    items = [{"item_id": f"{r}:{i}", "relation": r, "split": s} for r in ("P19", "P20") for i, s in
+             enumerate(["train"] * 30 + ["test"] * 5)]
+    capped = _cap_train(items, 10, seed=0)
+    for r in ("P19", "P20"):
+        assert sum(it["relation"] == r and it["split"] == "train" for it in capped) == 10
+        assert sum(it["relation"] == r and it["split"] == "test" for it in capped) == 5
+    assert capped == _cap_train(items, 10, seed=0) != _cap_train(items, 10, seed=1)
+    assert [items.index(it) for it in capped] == sorted(items.index(it) for it in capped)  # order kept
+    assert _cap_train(items, 100, seed=0) == items

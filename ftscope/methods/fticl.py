@@ -24,6 +24,6 @@ def build(run) -> Built:
     return fit(run, run.examples(shots=run.params["shots"]), lr=run.cfg.train.lr)
 
 
-RECIPE = register(Recipe("fticl", build, trains=True, section=("fticl", FticlConfig), variants=variants,
+RECIPE = register(Recipe("fticl", build, trains=True, full_weights=True, section=("fticl", FticlConfig), variants=variants,
                          label=lambda p: str(p["shots"]), relevant=lambda cfg: {"train": cfg.train.model_dump()},
                          description="fine-tuning with k demonstrations before every training input"))

@@ -41,6 +41,7 @@ class Recipe:
     name: str
     build: Callable[[Any], Built]  # CellRun -> Built
     trains: bool = False
+    full_weights: bool = False  # it updates every weight (full fine-tuning): impossible on a quantized checkpoint
     parent: str | None = None  # a method whose checkpoint (same model, axes, seed) this one starts from
     section: tuple[str, type[BaseModel]] | None = None  # its config section: (name, schema)
     variants: Callable[[Any, Any], list[dict]] = _no_variants  # (config, training DatasetSpec) -> settings
