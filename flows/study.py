@@ -13,7 +13,6 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from ftscope.cell import ModelContext
 from ftscope.config import ConfigError, load_config
 from ftscope.plan import pending
-from ftscope.shards import checkpoint_dir
 from ftscope.store import Store
 from ftscope.studies import STUDIES
 from ftscope.validate import validate
@@ -39,15 +38,15 @@ def study(config_path: str, results_dir: str | None = None, validated: bool = Fa
         ensure_gpu_limit(cfg.gpu_slots)
 
     data = prepare_data_task(cfg)
-    bases = {m.name: base_model_task(cfg, m.name, data) for m in cfg.models}
-    preps = {m.name: prepare_model_task(cfg, m.name, bases[m.name], data) for m in cfg.models}
+    bases = {m.name: base_model_task(cfg, m.name, data) for m in cfg.models}  # name -> (path, local dir)
+    preps = {m.name: prepare_model_task(cfg, m.name, bases[m.name][0], data) for m in cfg.models}
     if problems := kind.check(cfg, data, preps):
         raise ConfigError(problems + ["(the preparation is stored; the next run reuses it)"])
 
-    planned = plan_task(cfg, data, bases)
+    planned = plan_task(cfg, data, {name: path for name, (path, _) in bases.items()})
     todo = pending(cfg, planned, Store(cfg.results_dir))
     log.info("%d cells in the grid, %d already done, %d to run", len(planned), len(planned) - len(todo), len(todo))
-    contexts = {name: ModelContext(data, path, str(checkpoint_dir(path)), preps[name]) for name, path in bases.items()}
+    contexts = {name: ModelContext(data, path, local, preps[name]) for name, (path, local) in bases.items()}
     failed = run_cells(cfg, todo, contexts)
 
     release_task(cfg, planned)

@@ -70,7 +70,7 @@ def score(prompter: Prompter, items: list[dict], predictions: list[str]) -> list
     return [metric.score(p, prompter.golds(it)) for p, it in zip(predictions, items)]
 
 
-def result_rows(cid: str, dataset: str, metric: str, items: list[dict], values: list[float],
+def result_rows(cid: str, spec, metric: str, items: list[dict], values: list[float],
                 domains: list[str], slices: list[str] | None = None, predictions: list[str] | None = None,
                 prompt_map: int = 0, shots: int = 0) -> tuple[list[dict], list[dict]]:
     """(`metrics` rows, `scores` rows). Each item has a domain and a slice (Study K: 'level=2'); a
@@ -81,7 +81,8 @@ def result_rows(cid: str, dataset: str, metric: str, items: list[dict], values: 
         groups[(d, "all")].append(v)
         if s != "all":
             groups[(d, s)].append(v)
-    common = {"cell_id": cid, "dataset": dataset, "prompt_map": prompt_map, "shots": shots, "metric": metric}
+    common = {"cell_id": cid, "task": spec.task, "dataset": spec.name, "prompt_map": prompt_map, "shots": shots,
+              "metric": metric}
     metrics = [{**common, "domain": d, "slice": s, "n": len(v), "total": float(sum(v)), "value": sum(v) / len(v)}
                for (d, s), v in sorted(groups.items())]
     preds = predictions or [None] * len(items)

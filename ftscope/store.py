@@ -36,10 +36,10 @@ SCHEMAS: dict[str, pa.Schema] = {
                         ("device", _s), ("threads", _i)]),
     # one row per cell x test dataset x domain x slice x prompt map x shots x metric; `total` is the sum
     # of the per-item values (the number correct, for a proportion), so any interval can be recomputed
-    "metrics": pa.schema([("cell_id", _s), ("dataset", _s), ("domain", _s), ("slice", _s), ("prompt_map", _i),
+    "metrics": pa.schema([("cell_id", _s), ("task", _s), ("dataset", _s), ("domain", _s), ("slice", _s), ("prompt_map", _i),
                           ("shots", _i), ("metric", _s), ("n", _i), ("total", _f), ("value", _f)]),
     # the per-item values behind `metrics` and `kl`, for paired and bootstrap intervals
-    "scores": pa.schema([("cell_id", _s), ("dataset", _s), ("domain", _s), ("slice", _s), ("prompt_map", _i),
+    "scores": pa.schema([("cell_id", _s), ("task", _s), ("dataset", _s), ("domain", _s), ("slice", _s), ("prompt_map", _i),
                          ("shots", _i), ("metric", _s), ("item_id", _s), ("value", _f), ("prediction", _s)]),
     "kl": pa.schema([("cell_id", _s), ("dataset", _s), ("domain", _s), ("slice", _s), ("n", _i),
                      ("n_positions", _i), ("value", _f), ("direction", _s), ("positions", _s)]),

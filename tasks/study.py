@@ -24,12 +24,11 @@ def prepare_data_task(cfg):
 
 
 @task(name="base-model", cache_policy=NO_CACHE, task_run_name="base-model {name}")
-def base_model_task(cfg, name: str, data) -> str:
-    """The base checkpoint: as configured, or the sandbox model pretrained now (or read from the cache);
-    a hub id is downloaded here, inside a task."""
+def base_model_task(cfg, name: str, data) -> tuple[str, str]:
+    """(the base checkpoint as configured, its local directory): the sandbox model is pretrained now
+    (or read from the cache), a hub id downloaded now, inside a task."""
     path = base_model_path(cfg.model(name), data, cfg.cache_dir)
-    checkpoint_dir(path)
-    return path
+    return path, str(checkpoint_dir(path))
 
 
 @task(name="prepare-model", cache_policy=NO_CACHE, task_run_name="prepare {name}")

@@ -71,3 +71,18 @@ def smoke_base(smoke_config):
 def k_items(smoke_base):
     """The smoke study's items (every split and domain)."""
     return next(iter(smoke_base[1].datasets.values())).items
+
+
+@pytest.fixture(scope="session")
+def smoke_g_config(tmp_path_factory):
+    """configs/smoke-g.yaml with results, artifacts and caches in this session's temp dir."""
+    from pathlib import Path
+
+    import yaml
+
+    root = tmp_path_factory.mktemp("smoke-g")
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/smoke-g.yaml").read_text())
+    raw.update(results_dir=str(root / "results"), artifacts_dir=str(root / "artifacts"), cache_dir=str(root / "cache"))
+    path = root / "smoke-g.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)

@@ -7,7 +7,7 @@ from ftscope.store import SCHEMA_VERSION, SCHEMAS, Store
 
 
 def _metric(cid, acc):
-    return {"cell_id": cid, "dataset": "d", "domain": "id", "slice": "all", "prompt_map": 0, "shots": 0,
+    return {"cell_id": cid, "task": "cbqa", "dataset": "d", "domain": "id", "slice": "all", "prompt_map": 0, "shots": 0,
             "metric": "contains", "n": 10, "total": acc * 10, "value": acc}
 
 

@@ -68,8 +68,9 @@ def read_files(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
 @reader("hub")
 def read_hub(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
     """A dataset id on the Hugging Face hub (or a local dataset directory), through `datasets`:
-    `path:` the id, `name:` its configuration, `splits:` split -> the dataset's split name,
-    `label_map:` stored label value -> label word, `threshold:` (STS-B style) score -> yes/no."""
+    `path:` the id, `name:` its configuration, `splits:` split -> the dataset's split name, `fields:`
+    field in templates <- the dataset's column, `label_map:` stored label value -> label word,
+    `threshold:` (STS-B style) score -> label word above or below it."""
     import datasets
 
     path = where.path or opts.get("path")
@@ -82,7 +83,7 @@ def read_hub(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
         ds = datasets.load_dataset(path, opts.get("name"), split=hub_split)
         for i, r in enumerate(ds):
             r = dict(r)
-            for name, column in spec.fields.items():
+            for name, column in opts.get("fields", {}).items():
                 r[name] = r.get(column)
             if threshold is not None:
                 r[spec.target] = threshold["above"] if float(r[spec.target]) >= threshold["at"] else threshold["below"]

@@ -233,8 +233,8 @@ def evaluate(run, built) -> None:
     predictions = predict(model, tok, prompter, test, batch_size=cfg.eval.batch_size,
                           max_new_tokens=cfg.eval.max_new_tokens)
     values = score(prompter, test, predictions)
-    metrics, scores = result_rows(run.cid, ds.name, ds.spec.metric, test, values, domains, slices, predictions)
-    _, kl_scores = result_rows(run.cid, ds.name, "kl", test, [k for k, _ in per_item], domains, slices)
+    metrics, scores = result_rows(run.cid, ds.spec, ds.spec.metric, test, values, domains, slices, predictions)
+    _, kl_scores = result_rows(run.cid, ds.spec, "kl", test, [k for k, _ in per_item], domains, slices)
     run.store.write("metrics", run.cid, metrics)
     run.store.write("scores", run.cid, scores + kl_scores)
 

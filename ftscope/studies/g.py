@@ -1,0 +1,283 @@
+"""Study G (Yang et al., NAACL 2024): after fine-tuning on one task, how well does a model do on the
+same task in-domain, out-of-domain and on other tasks, compared with in-context learning (ICL); and
+does fine-tuning with in-context examples (FTICL) generalize better?
+
+Axes: the training dataset (one per task) and its size. Every cell's model is tested on every test
+set of every task, under each prompt map, at each test set's shots. A test set is in-domain when it
+shares the training set's task and domain, out-of-domain when it shares only the task, cross-task
+otherwise; the base model's rows (method `icl`) are placed against the training set of their own task.
+"""
+
+import logging
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ftscope import datasets
+from ftscope.datasets import Dataset
+from ftscope.datasets.formats import Where
+from ftscope.evaluate import LabelError, label_token_ids, predict, result_rows, score
+from ftscope.methods.recipe import check_methods
+from ftscope.params import change_stats
+from ftscope.plan import expand
+from ftscope.studies.study import Study, register
+from ftscope.studydata import StudyData, cached_data, local_files
+
+log = logging.getLogger("ftscope.study")
+
+PAPER_TRAIN = ["xsum", "socialqa", "amazon", "paws", "multinli"]
+PAPER_TEST = ["xsum", "xlsum", "cnn", "pdfs", "socialqa", "tweetqa", "sciqa", "amazon", "amazonfood", "sst2", "yelp",
+              "paws", "qqp", "stsb", "multinli", "multinli2", "rte", "gptnli"]
+RELATIONS = ("in_domain", "out_of_domain", "cross_task")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Study G's `data:` section: the test sets and where the records are."""
+    test: list[str] = Field(default_factory=lambda: list(PAPER_TEST), min_length=1,
+                            description="datasets every model is tested on")
+    root: str | None = Field(None, description="the paper's released data directory (datasets of format paper_g)")
+    source: Literal["default", "hub"] = Field("default", description="hub: read each dataset from its `hub:` source")
+    test_items: int | None = Field(None, gt=0, description="test the first N items of each set (default: each "
+                                                           "dataset's own, 250 for the paper's)")
+    options: dict = Field(default_factory=dict, description="options of generated (sandbox-g) datasets: seed, sizes")
+
+
+class GridConfig(_Strict):
+    train: list[str] = Field(default_factory=lambda: list(PAPER_TRAIN), min_length=1,
+                             description="training datasets (one per task, usually)")
+    sizes: list[int] = Field(default_factory=lambda: [2000, 4000, 6000], min_length=1)
+    methods: list[str] = Field(default_factory=lambda: ["icl", "sft", "fticl"], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+    @field_validator("sizes")
+    @classmethod
+    def _positive(cls, v):
+        if min(v) <= 0:
+            raise ValueError("sizes must be positive counts")
+        return v
+
+    @field_validator("methods")
+    @classmethod
+    def _known(cls, v):
+        return check_methods(v)
+
+
+class EvalConfig(_Strict):
+    prompt_maps: list[int] = Field(default_factory=lambda: [0, 1], min_length=1, description="templates tested")
+    shots: dict[str, list[int]] | None = Field(None, description="task -> shots tested (default: each dataset's)")
+    batch_size: int = Field(32, gt=0)
+    max_new_tokens: int | None = Field(None, gt=0, description="override each dataset's (60 for generation)")
+
+
+SECTIONS = {"data": DataConfig, "grid": GridConfig, "eval": EvalConfig}
+
+
+def specs(cfg) -> dict[str, datasets.DatasetSpec]:
+    """The descriptions of the study's datasets; those read from the paper's data directory take their
+    prompt maps from its `prompt_map.json` when it has one (the released data's own templates)."""
+    registry = datasets.registry(cfg.datasets_dirs)
+    names = list(dict.fromkeys(cfg.grid.train + cfg.data.test))
+    missing = [n for n in names if n not in registry]
+    if missing:
+        raise KeyError(f"unknown datasets {missing}; known: {', '.join(sorted(registry))}")
+    maps = prompt_maps(cfg.data.root) if cfg.data.source == "default" else None
+    out = {}
+    for n in names:
+        spec = registry[n]
+        folder = (spec.source.model_extra or {}).get("folder")
+        if maps and spec.source.format == "paper_g" and all(folder in m for m in maps):
+            spec = spec.model_copy(update={"templates": [m[folder] for m in maps]})
+        out[n] = spec
+    return out
+
+
+def prompt_maps(root: str | None) -> list[dict] | None:
+    """`<root>/prompt_map.json`: a list of maps from task folder to template, or None."""
+    import json
+    from pathlib import Path
+
+    f = Path(root) / "prompt_map.json" if root else None
+    if f is None or not f.is_file():
+        return None
+    maps = json.loads(f.read_text(encoding="utf-8"))
+    if not isinstance(maps, list) or not all(isinstance(m, dict) for m in maps):
+        raise ValueError(f"{f}: expected a list of maps from task folder to template")
+    return maps
+
+
+def load_data(cfg) -> StudyData:
+    by_name = specs(cfg)
+    d = cfg.data
+    key = {"root": d.root, "source": d.source, "options": d.options, "files": local_files(d.root),
+           "test_items": d.test_items}
+
+    def build():
+        out = {}
+        for name, spec in by_name.items():
+            fmt = spec.source.format
+            where = Where(d.root if fmt == "paper_g" else None, dict(d.options) if fmt == "sandbox-g" else {})
+            ds = datasets.load(spec, where, use_hub=d.source == "hub" and spec.hub is not None)
+            n_test = d.test_items or spec.test_items
+            tests = ds.split("test")[:n_test] if n_test else ds.split("test")
+            keep = {id(it) for it in tests}
+            out[name] = Dataset(spec, [it for it in ds.items if it["split"] != "test" or id(it) in keep], ds.documents)
+        return out
+
+    return cached_data(key, by_name, build, cfg.cache_dir)
+
+
+def relation(train_spec, test_spec) -> str:
+    if train_spec.task != test_spec.task:
+        return "cross_task"
+    return "in_domain" if train_spec.domain == test_spec.domain else "out_of_domain"
+
+
+def reference_train(cfg, test_spec, by_name: dict) -> datasets.DatasetSpec | None:
+    """The training set a test set is compared against when the model was not trained (ICL): the
+    first training set of the grid with the same task."""
+    return next((by_name[t] for t in cfg.grid.train if by_name[t].task == test_spec.task), None)
+
+
+def shots_of(cfg, spec) -> list[int]:
+    if cfg.eval.shots is not None and spec.task in cfg.eval.shots:
+        return cfg.eval.shots[spec.task]
+    return spec.shots
+
+
+def grid(cfg) -> list:
+    by_name = specs(cfg)
+    points = [((("train", t), ("size", n)), by_name[t]) for t in cfg.grid.train for n in cfg.grid.sizes]
+    return expand(cfg, points, cfg.grid.methods, cfg.grid.seeds)
+
+
+def cell_config(cfg, cell) -> dict:
+    return {"data": cfg.data.model_dump(exclude={"root"}), "eval": cfg.eval.model_dump()}
+
+
+def training_items(run) -> tuple[list[dict], Dataset]:
+    """The first `size` records of the training set; the paper's `<name>_train_<size>.json` when it exists."""
+    ds = run.data.dataset(run.axes["train"])
+    size = run.axes["size"]
+    if exact := ds.split(f"train_{size}"):
+        return exact, ds
+    pool = train_pool(ds)
+    if len(pool) < size:
+        raise ValueError(f"dataset {ds.name} has {len(pool)} training records; size {size} asked")
+    return pool[:size], ds
+
+
+def train_pool(ds: Dataset) -> list[dict]:
+    """Split `train`, or the largest of the paper's nested `train_<n>` files."""
+    if ds.split("train"):
+        return ds.split("train")
+    sizes = sorted({int(it["split"][6:]) for it in ds.items if it["split"].startswith("train_")})
+    return ds.split(f"train_{sizes[-1]}") if sizes else []
+
+
+def evaluate(run, built) -> None:
+    """Every test set x prompt map x shots; then the parameter difference of a fine-tuned model."""
+    cfg, tok = run.cfg, run.tokenizer
+    by_name = {name: ds.spec for name, ds in run.data.datasets.items()}
+    train = by_name.get(run.axes.get("train"))
+    model = built.merged()
+    metric_rows, score_rows = [], []
+    for name in cfg.data.test:
+        ds = run.data.dataset(name)
+        test = ds.split("test")
+        prompter = run.prompter(ds)
+        ref = train or reference_train(cfg, ds.spec, by_name)
+        rel = relation(ref, ds.spec) if ref else "untrained_task"
+        for pm in cfg.eval.prompt_maps:
+            for k in shots_of(cfg, ds.spec):
+                preds = predict(model, tok, prompter, test, prompt_map=pm, demos=ds.demos[:k],
+                                batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens)
+                m, s = result_rows(run.cid, ds.spec, ds.spec.metric, test, score(prompter, test, preds),
+                                   [rel] * len(test), None, preds, pm, k)
+                metric_rows += m
+                score_rows += s
+    run.store.write("metrics", run.cid, metric_rows)
+    run.store.write("scores", run.cid, score_rows)
+    if built.base_view != "self":  # a model that changed: mean |theta_ft - theta_base| over all parameters
+        rows = change_stats(run.base_dir, run.checkpoint(built), region="all", measure="absolute", shares=())
+        run.store.write("params", run.cid, [{"cell_id": run.cid, **r} for r in rows])
+
+
+def validate(cfg) -> list[str]:
+    try:
+        by_name = specs(cfg)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        return [f"data: {e}"]
+    problems = []
+    for name, spec in by_name.items():
+        if spec.type == "cbqa":
+            problems.append(f"data: {name} is a cbqa dataset; Study G tests generation and classification tasks")
+        if max(cfg.eval.prompt_maps) >= len(spec.templates):
+            problems.append(f"eval.prompt_maps: dataset {name} has {len(spec.templates)} prompt maps "
+                            f"({spec.origin})")
+        if spec.source.format == "paper_g" and cfg.data.source == "default" and not cfg.data.root:
+            problems.append(f"data.root: dataset {name} is read from the paper's data directory; set data.root")
+    tasks = {by_name[t].task for t in cfg.grid.train}
+    if len(tasks) < len(cfg.grid.train):
+        problems.append("grid.train: give one training dataset per task")
+    if problems:
+        return problems
+    try:
+        data = load_data(cfg)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        return [f"data: {e}"]
+    for name in cfg.data.test:
+        ds = data.dataset(name)
+        need = max(shots_of(cfg, ds.spec))
+        if len(ds.demos) < need:
+            problems.append(f"data: {name} has {len(ds.demos)} demonstrations; {need} shots asked")
+        if not ds.split("test"):
+            problems.append(f"data: {name} has no test records")
+    from ftscope.methods import RECIPES
+
+    for t in cfg.grid.train:
+        ds, need = data.dataset(t), max(cfg.grid.sizes)
+        if len(train_pool(ds)) < need:
+            problems.append(f"grid.sizes: {t} has {len(train_pool(ds))} training records; the largest size "
+                            f"asks for {need}")
+        shots = [v.get("shots", 0) for m in cfg.grid.methods if RECIPES.get(m).trains
+                 for v in RECIPES.get(m).variants(cfg, ds.spec)]
+        if len(ds.demos) < max(shots, default=0):
+            problems.append(f"fticl: {t} has {len(ds.demos)} demonstrations; {max(shots)} asked")
+    return problems
+
+
+def prepare(cfg, model, base_path: str, data: StudyData, store) -> list[str]:
+    """Before any cell: with this model's tokenizer, the label words of every classification test set
+    must differ in their first token. Returns the problems (none: an empty list)."""
+    from ftscope.models import load_tokenizer
+    from ftscope.prompts import Prompter
+
+    tok, problems = load_tokenizer(base_path, model.trust_remote_code), []
+    for name in cfg.data.test:
+        ds = data.dataset(name)
+        if ds.spec.type == "classification" and ds.split("test"):
+            for pm in cfg.eval.prompt_maps:
+                try:
+                    label_token_ids(tok, Prompter(ds.spec, model.prompt, tok), ds.split("test")[0], pm)
+                except LabelError as e:
+                    problems.append(f"model {model.name}: {e}")
+    return sorted(set(problems))
+
+
+def check(cfg, data: StudyData, preps: dict[str, list[str]]) -> list[str]:
+    return [p for problems in preps.values() for p in problems]
+
+
+def _tables(store, study):
+    from ftscope.studies.g_report import study_report
+
+    return study_report(store, study)
+
+
+STUDY = register(Study(kind="g", title="Study G: generalization", sections=SECTIONS, load_data=load_data, grid=grid,
+                       training_items=training_items, evaluate=evaluate, cell_config=cell_config, report=_tables,
+                       prepare=prepare, check=check, validate=validate))
