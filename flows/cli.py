@@ -5,10 +5,10 @@ import os
 import sys
 
 
-def _validate_or_exit(config: str, results: str | None):
+def _validate_or_exit(config: str, results: str | None, calibrate: bool = False):
     from ftscope.validate import validate
 
-    cfg, problems, notes = validate(config, results)
+    cfg, problems, notes = validate(config, results, calibrate)
     for n in notes:
         print(n)
     if problems:
@@ -20,7 +20,7 @@ def _validate_or_exit(config: str, results: str | None):
 
 
 def cmd_validate(args) -> int:
-    _validate_or_exit(args.config, args.results)
+    _validate_or_exit(args.config, args.results, args.calibrate)
     print("config OK")
     return 0
 
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         s = sub.add_parser(name, help=help_)
         s.add_argument("config")
         s.add_argument("--results", help="override results_dir")
+        if name == "validate":
+            s.add_argument("--calibrate", action="store_true",
+                           help="measure the generator's samples/s on this machine for the time estimate")
         s.set_defaults(fn=fn)
     for name, fn, help_ in [("status", cmd_status, "cells done, failed (with reason) and missing"),
                             ("report", cmd_report, "accuracy tables from a results directory")]:

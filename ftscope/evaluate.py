@@ -54,14 +54,16 @@ def classify(model, tokenizer, prompter: Prompter, items: list[dict], *, prompt_
 
 
 def predict(model, tokenizer, prompter: Prompter, items: list[dict], *, prompt_map: int = 0,
-            demos: list[dict] = (), batch_size: int = 32, max_new_tokens: int | None = None) -> list[str]:
-    """One prediction per item, as the dataset's metric wants it."""
+            demos: list[dict] = (), batch_size: int = 32, max_new_tokens: int | None = None,
+            token_budget: int = 65536) -> list[str]:
+    """One prediction per item, as the dataset's metric wants it: the label word (scored in batches of
+    `batch_size`), or a greedy answer (batches sized by `token_budget`)."""
     if METRICS.get(prompter.spec.metric).predict == "label_prob":
         return classify(model, tokenizer, prompter, items, prompt_map=prompt_map, demos=demos, batch_size=batch_size)
     gen = prompter.spec.generation
     prompts = [encode(tokenizer, prompter.text(it, prompt_map, demos), prompter.prompt.style) for it in items]
     outs = generation.generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens or gen.max_new_tokens,
-                               batch_size=batch_size, stop=gen.stop)
+                               stop=gen.stop, token_budget=token_budget)
     return [o[0] for o in outs]
 
 

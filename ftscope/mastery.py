@@ -17,7 +17,7 @@ class MasteryConfig(BaseModel):
     n_sample: int = Field(10, ge=1)
     temperature: float = Field(0.7, gt=0)
     max_new_tokens: int = Field(8, gt=0)
-    batch_size: int = Field(512, gt=0)
+    seed: int = Field(0, description="with the item id and the phrasing, seeds each prompt's samples")
 
 
 def mastery_level(r: float) -> int:
@@ -32,14 +32,16 @@ def phrasings(prompter: Prompter, item: dict, n_map: int) -> list[str]:
 
 
 def score_mastery(model, tokenizer, items: list[dict], prompter: Prompter, cfg: MasteryConfig,
-                  seed: int = 0) -> list[dict]:
-    """One row per item: R, its level, and the counts behind it."""
+                  token_budget: int = 65536) -> list[dict]:
+    """One row per item: R, its level, and the counts behind it. Each (item, phrasing) samples with its
+    own seed, so an item's R does not depend on the other items scored with it, or their order."""
     asked = [phrasings(prompter, it, cfg.n_map) for it in items]
     texts = [prompter.text({**it, "question": q}) for it, qs in zip(items, asked) for q in qs]
+    seeds = [generation.prompt_seed(cfg.seed, it["item_id"], i) for it, qs in zip(items, asked) for i in range(len(qs))]
     samples = generation.generate(model, tokenizer, [encode(tokenizer, t, prompter.prompt.style) for t in texts],
-                                  max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                                  num_samples=cfg.n_sample, temperature=cfg.temperature, seed=seed,
-                                  stop=prompter.spec.generation.stop)
+                                  max_new_tokens=cfg.max_new_tokens, num_samples=cfg.n_sample,
+                                  temperature=cfg.temperature, seeds=seeds, stop=prompter.spec.generation.stop,
+                                  token_budget=token_budget)
     rows, start = [], 0
     for it, qs in zip(items, asked):
         outs, start = samples[start:start + len(qs)], start + len(qs)

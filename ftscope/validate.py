@@ -7,8 +7,9 @@ from ftscope.config import ConfigError, load_config
 from ftscope.models import check_model_source
 
 
-def validate(path: str, results_dir: str | None = None):
-    """(config, problems, notes). Problems make the config unrunnable; notes are for information."""
+def validate(path: str, results_dir: str | None = None, calibrate: bool = False):
+    """(config, problems, notes). Problems make the config unrunnable; notes are for information,
+    among them what the plan costs (`calibrate`: measure the generator's throughput here first)."""
     try:
         cfg = load_config(path, {"results_dir": results_dir} if results_dir else None)
     except ConfigError as e:
@@ -41,7 +42,8 @@ def validate(path: str, results_dir: str | None = None):
         if m.processes > 1 and not Path(m.deepspeed).is_file():
             problems.append(f"models.{m.name}.deepspeed: no such DeepSpeed config file {m.deepspeed}")
     problems += _store_problems(cfg.results_dir)
-    notes += study.costs(cfg)
+    if not problems:
+        notes += study.costs(cfg, calibrate)
     return cfg, problems, notes
 
 

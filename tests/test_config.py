@@ -102,3 +102,19 @@ def test_training_items_are_capped_per_relation_with_the_seed():
     assert capped == _cap_train(items, 10, seed=0) != _cap_train(items, 10, seed=1)
     assert [items.index(it) for it in capped] == sorted(items.index(it) for it in capped)  # order kept
     assert _cap_train(items, 100, seed=0) == items
+
+
+def test_validate_says_what_the_plan_costs(tmp_path):
+    p = _write(tmp_path, generation={"samples_per_second": 1000})
+    cfg, problems, notes = validate(str(p))
+    text = "\n".join(notes)
+    assert not problems
+    n_items = int(next(n for n in notes if n.startswith("data:")).split()[1].replace(",", ""))
+    assert f"mastery {n_items:,} items x 21 phrasings x 10 samples = " in text
+    from ftscope.costs import duration
+
+    assert f"about {duration(n_items * 210 / 1000)} at 1,000 samples/s (generation.samples_per_second)" in text
+    assert "greedy answers and" in text and "tokens in the largest cell" in text
+    _, _, notes = validate(str(_write(tmp_path)))
+    assert any("no time estimate: set generation.samples_per_second or run `ftscope validate --calibrate`" in n
+               for n in notes)

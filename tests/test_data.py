@@ -3,8 +3,8 @@ import json
 import pytest
 
 from ftscope import datasets
-from ftscope.datasets.formats import Where, extract_subject
-from ftscope.datasets.records import DataError
+from ftscope.datasets.formats import Where
+from ftscope.datasets.records import DataError, extract_subject
 from ftscope.sandbox.world import WorldOptions, build_world
 
 SMALL = dict(facts_per_id_relation=10, facts_per_ood_relation=3, format_facts_per_relation=2,

@@ -30,7 +30,7 @@ def test_score_mastery_counts_hits_over_all_samples(tiny_llama):
     tok, model = load_tokenizer(tiny_llama), load_model(tiny_llama)
     items = [{"item_id": "P19:Abo Kel", "relation": "P19", "subject": "Abo Kel", "answers": ["Varo"],
               "split": "train", "domain": "id", "exposure": 0}]
-    cfg = MasteryConfig(n_map=3, n_sample=4, max_new_tokens=3, batch_size=8)
+    cfg = MasteryConfig(n_map=3, n_sample=4, max_new_tokens=3)
     rows = score_mastery(model, tok, items, CBQA, cfg)
     assert len(rows) == 1 and 0 <= rows[0]["hits"] <= 12
     assert rows[0]["r"] == rows[0]["hits"] / 12 and rows[0]["level"] == mastery_level(rows[0]["r"])

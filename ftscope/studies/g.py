@@ -194,7 +194,8 @@ def evaluate(run, built) -> None:
         for pm in cfg.eval.prompt_maps:
             for k in shots_of(cfg, ds.spec):
                 preds = predict(model, tok, prompter, test, prompt_map=pm, demos=ds.demos[:k],
-                                batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens)
+                                batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
+                                token_budget=cfg.generation.token_budget)
                 m, s = result_rows(run.cid, ds.spec, ds.spec.metric, test, score(prompter, test, preds),
                                    [rel] * len(test), None, preds, pm, k)
                 metric_rows += m
@@ -272,6 +273,25 @@ def check(cfg, data: StudyData, preps: dict[str, list[str]]) -> list[str]:
     return [p for problems in preps.values() for p in problems]
 
 
+def costs(cfg, calibrate: bool = False) -> list[str]:
+    """Evaluation prompts per cell (every test set x prompt map x shots) and training tokens."""
+    from ftscope.costs import human
+
+    data = load_data(cfg)
+    gen = cls = 0
+    for name in cfg.data.test:
+        ds = data.dataset(name)
+        n = len(ds.split("test")) * len(cfg.eval.prompt_maps) * len(shots_of(cfg, ds.spec))
+        gen, cls = (gen + n, cls) if ds.spec.type == "generation" else (gen, cls + n)
+    cells = grid(cfg)
+    words = max((sum(len(" ".join(str(v) for v in it.values() if isinstance(v, str)).split()) for it in train_pool(ds))
+                 / max(1, len(train_pool(ds))) for ds in (data.dataset(t) for t in cfg.grid.train)), default=0)
+    return [f"evaluation: per cell {gen:,} generated answers and {cls:,} label scorings; "
+            f"{human((gen + cls) * len(cells))} prompts over {len(cells)} cells",
+            f"training: about {human(max(cfg.grid.sizes) * cfg.train.epochs * words)} tokens in the largest cell "
+            f"({max(cfg.grid.sizes)} records x {cfg.train.epochs:g} epochs x ~{words:.0f} words, before demonstrations)"]
+
+
 def _tables(store, study):
     from ftscope.studies.g_report import study_report
 
@@ -280,4 +300,4 @@ def _tables(store, study):
 
 STUDY = register(Study(kind="g", title="Study G: generalization", sections=SECTIONS, load_data=load_data, grid=grid,
                        training_items=training_items, evaluate=evaluate, cell_config=cell_config, report=_tables,
-                       prepare=prepare, check=check, validate=validate))
+                       prepare=prepare, check=check, validate=validate, costs=costs))

@@ -18,7 +18,7 @@ from ftscope.datasets.formats import Where
 from ftscope.divergence import KLConfig, kl_rows, token_kl
 from ftscope.evaluate import predict, result_rows, score
 from ftscope.fingerprint import fingerprint, model_fingerprint
-from ftscope.mastery import MasteryConfig, score_mastery
+from ftscope.mastery import MasteryConfig, phrasings, score_mastery
 from ftscope.methods.recipe import check_methods
 from ftscope.models import load_model, load_tokenizer
 from ftscope.params import ParamsConfig, change_stats, zero_weight_warning
@@ -70,7 +70,6 @@ class GridConfig(_Strict):
 
 class EvalConfig(_Strict):
     max_new_tokens: int = Field(16, gt=0)
-    batch_size: int = Field(128, gt=0)
 
 
 SECTIONS = {"data": DataConfig, "mastery": MasteryConfig, "grid": GridConfig, "eval": EvalConfig, "kl": KLConfig,
@@ -157,7 +156,8 @@ def prepare(cfg, model, base_path: str, data: StudyData, store) -> dict[str, int
         tok = load_tokenizer(base_path, model.trust_remote_code)
         with hold_gpus(model.gpus) as gpus:
             lm = load_model(base_path, model.dtype, model.trust_remote_code, gpus, model.use_safetensors)
-            rows = score_mastery(lm, tok, ds.items, Prompter(ds.spec, model.prompt, tok), cfg.mastery)
+            rows = score_mastery(lm, tok, ds.items, Prompter(ds.spec, model.prompt, tok), cfg.mastery,
+                                 cfg.generation.token_budget)
             del lm
         extra = {"model": model.name, "model_fp": model_fingerprint(base_path), "data_fp": data.fingerprint,
                  "n_sample": cfg.mastery.n_sample, "temperature": cfg.mastery.temperature}
@@ -230,8 +230,8 @@ def evaluate(run, built) -> None:
     run.store.write("kl", run.cid, kl_rows(run.cid, ds.name, per_item, domains, slices, cfg.kl))
 
     model = built.merged()
-    predictions = predict(model, tok, prompter, test, batch_size=cfg.eval.batch_size,
-                          max_new_tokens=cfg.eval.max_new_tokens)
+    predictions = predict(model, tok, prompter, test, max_new_tokens=cfg.eval.max_new_tokens,
+                          token_budget=cfg.generation.token_budget)
     values = score(prompter, test, predictions)
     metrics, scores = result_rows(run.cid, ds.spec, ds.spec.metric, test, values, domains, slices, predictions)
     _, kl_scores = result_rows(run.cid, ds.spec, "kl", test, [k for k, _ in per_item], domains, slices)
@@ -298,6 +298,46 @@ def _stored_capacity(cfg) -> list[str]:
     return problems
 
 
+def costs(cfg, calibrate: bool = False) -> list[str]:
+    """Mastery samples, evaluation prompts and training tokens of the plan, with a time estimate for
+    mastery (the most expensive step) per model."""
+    from ftscope.costs import calibrate as measure
+    from ftscope.costs import estimate, human, local_model
+
+    data = load_data(cfg)
+    ds = the_dataset(data)
+    m = cfg.mastery
+    n_items, n_test = len(ds.items), len(ds.split("test"))
+    samples = sum(min(m.n_map, len(ds.spec.phrasings(it["relation"]))) for it in ds.items) * m.n_sample
+    cells = grid(cfg)
+    trained = [c for c in cells if dict(c.axes)]
+    words = sum(len(it["question"].split()) + len(it["answers"][0].split()) + 3 for it in ds.items) / max(1, n_items)
+    lines = [f"data: {n_items:,} items ({len(ds.split('train')):,} train, {n_test:,} test) in {ds.name}",
+             f"evaluation: {n_test:,} greedy answers and {n_test:,} KL prompts per cell, {human(n_test * len(cells))} "
+             f"answers over {len(cells)} cells",
+             f"training: about {human(max(cfg.grid.sample_counts) * cfg.train.epochs * words)} tokens in the largest "
+             f"cell ({max(cfg.grid.sample_counts)} items x {cfg.train.epochs:g} epochs x ~{words:.0f} words); "
+             f"{len(trained)} cells train or edit a model"]
+    for model in cfg.models:
+        sps, how = cfg.generation.samples_per_second, "generation.samples_per_second"
+        if calibrate:
+            path = local_model(model, data, cfg.cache_dir)
+            if path is None:
+                lines.append(f"model {model.name}: cannot calibrate before the model exists here (pretrain it "
+                             f"with `ftscope run`, or give a local path)")
+            else:
+                prompter = Prompter(ds.spec, model.prompt, None if model.prompt.style != "chat" else
+                                    load_tokenizer(path, model.trust_remote_code))
+                prompts = [prompter.text({**it, "question": q}) for it in ds.items[:20]
+                           for q in phrasings(prompter, it, m.n_map)]
+                sps, how = measure(model, path, prompts, n_sample=m.n_sample, max_new_tokens=m.max_new_tokens,
+                                   temperature=m.temperature, token_budget=cfg.generation.token_budget), \
+                    "measured now on this machine"
+        lines.append(f"model {model.name}: mastery {n_items:,} items x {m.n_map} phrasings x {m.n_sample} samples "
+                     f"= {human(samples)} samples, {estimate(samples, sps, how)}")
+    return lines
+
+
 def _tables(store, study):
     from ftscope.studies.k_report import study_report
 
@@ -306,4 +346,4 @@ def _tables(store, study):
 
 STUDY = register(Study(kind="k", title="Study K: knowledge", sections=SECTIONS, load_data=load_data, grid=grid,
                        training_items=training_items, evaluate=evaluate, cell_config=cell_config, report=_tables,
-                       prepare=prepare, check=check, validate=validate))
+                       prepare=prepare, check=check, validate=validate, costs=costs))

@@ -33,7 +33,7 @@ class Study:
     prepare: Callable[..., Any] = _nothing  # (config, ModelConfig, base path, StudyData, Store) -> per-model prep
     check: Callable[..., list[str]] = _no_problems  # (config, StudyData, {model: prep}) -> problems
     validate: Callable[[Any], list[str]] = _no_problems  # config -> problems found before anything runs
-    costs: Callable[[Any], list[str]] = _no_problems  # config -> lines: what the plan costs
+    costs: Callable[..., list[str]] = _no_problems  # (config, calibrate) -> lines: what the plan costs
 
 
 STUDIES: Registry[Study] = Registry("study kind")
