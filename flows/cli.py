@@ -1,4 +1,4 @@
-"""The `ftscope` command: run, validate, status, report."""
+"""The `ftscope` command: run, validate, status, report, results."""
 
 import argparse
 import os
@@ -27,14 +27,18 @@ def cmd_validate(args) -> int:
 
 def cmd_run(args) -> int:
     cfg = _validate_or_exit(args.config, args.results)
-    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "ftscope")
     from flows.study import study
-    from ftscope.report import study_report
+    from ftscope.report import build_report, study_report
     from ftscope.store import Store
 
     state = study(config_path=args.config, results_dir=args.results, validated=True, return_state=True)
-    print("\n" + study_report(Store(cfg.results_dir), cfg.study))
+    store = Store(cfg.results_dir)
+    print("\n" + study_report(store, cfg.study))
+    page = build_report(store, args.report, cfg.study) if args.report else (
+        os.path.join(cfg.results_dir, "report", "report.html") if store.local else None)
     print(f"\nresults: {cfg.results_dir}  (ftscope status {cfg.results_dir})")
+    if page:
+        print(f"report:  {page}")
     if not state.is_completed():
         print(f"\nstudy {state.name}: {state.message}", file=sys.stderr)
         return 1
@@ -42,39 +46,175 @@ def cmd_run(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from pathlib import Path
+
     from ftscope.report import status_table
     from ftscope.store import Store
 
-    text, counts = status_table(Store(args.results))
+    store = Store(args.results)
+    claims, prefect = None, None
+    try:
+        from flows.cluster import cell_runs, latest_config
+
+        cfg = latest_config(store, args.study)
+        claims = Path(cfg["artifacts_dir"]) / "claims"
+        if os.environ.get("PREFECT_API_URL"):
+            prefect = cell_runs([r["cell_id"] for r in store.read("plan").to_pylist()])
+    except Exception as e:  # noqa: BLE001 -- the store alone still gives every cell's state
+        print(f"(no live states: {e})", file=sys.stderr)
+    text, counts = status_table(store, args.study, claims, prefect)
     print(text)
+    runs = sorted(store.read("runs").to_pylist(), key=lambda r: r["started_at"])
+    if runs:
+        r = runs[-1]
+        print(f"latest run: {r['status']} ({r['study']}, started {str(r['started_at'])[:19]})"
+              + (f"  {r['prefect_url']}" if r["prefect_url"] else ""))
     return 1 if counts.get("failed") else 0
 
 
 def cmd_report(args) -> int:
-    from ftscope.report import study_report
+    from ftscope.report import build_report, comparison_rows, study_report
+    from ftscope.report.page import table_text
+    from ftscope.report.summary import Results
     from ftscope.store import Store
+    from ftscope.studies import STUDIES
 
-    print(study_report(Store(args.results)))
+    store = Store(args.results)
+    print(study_report(store, args.study))
+    for name, kind in sorted({(r["study"], r["kind"]) for r in store.read("plan").to_pylist()
+                              if not args.study or r["study"] == args.study}):
+        if kind in STUDIES:
+            comps = STUDIES.get(kind).comparisons(Results(store, name))
+            if comps:
+                print(f"\n{name}: comparisons (A - B on the same test items, 95% paired bootstrap)")
+                print(table_text(comparison_rows(comps)))
+    page = build_report(store, args.out or os.path.join(args.results, "report"), args.study)
+    print(f"\nreport: {page}")
+    if args.readme:
+        from pathlib import Path
+
+        from ftscope.report import findings_markdown, rewrite_readme
+
+        for name in sorted({r["study"] for r in store.read("plan").to_pylist()
+                            if not args.study or r["study"] == args.study}):
+            ok = rewrite_readme(Path(args.readme), name, findings_markdown(store, name))
+            print(f"{args.readme}: findings of {name} {'rewritten' if ok else 'not rewritten (no markers)'}")
+    return 0
+
+
+def cmd_submit(args) -> int:
+    cfg = _validate_or_exit(args.config, args.results)
+    from flows.cluster import NoServer, submit
+    from ftscope.config import resolved_raw
+
+    try:
+        link = submit(resolved_raw(args.config, {"results_dir": args.results}), args.deployment)
+    except NoServer as e:
+        print(e, file=sys.stderr)
+        return 2
+    print(f"submitted {cfg.study}: {link}")
+    return 0
+
+
+def cmd_retry(args) -> int:
+    from flows.cluster import NoServer, retry
+
+    try:
+        todo, link = retry(args.results, args.study, args.deployment)
+    except (NoServer, ValueError) as e:
+        print(e, file=sys.stderr)
+        return 2
+    print(f"{len(todo)} cells missing or failed, re-submitted: {link}")
+    for label in todo:
+        print(f"  {label}")
+    return 0
+
+
+def cmd_results(args) -> int:
+    from ftscope.store import SCHEMAS, Store
+
+    if args.table not in SCHEMAS and args.table != "attempts":
+        print(f"unknown table {args.table!r}; tables: {', '.join(sorted(SCHEMAS))}", file=sys.stderr)
+        return 2
+    query = f"SELECT * FROM {args.table}" + (f" WHERE {args.where}" if args.where else "")
+    try:
+        rel = Store(args.results).sql(query)
+    except Exception as e:  # noqa: BLE001 -- DuckDB's own message says what is wrong with the SQL
+        print(f"query failed: {e}", file=sys.stderr)
+        return 2
+    if args.format == "parquet":
+        if not args.output:
+            print("--format parquet needs --output FILE", file=sys.stderr)
+            return 2
+        rel.write_parquet(args.output)
+        print(args.output)
+    elif args.format == "csv":
+        text = rel.df().to_csv(index=False)
+        open(args.output, "w").write(text) if args.output else sys.stdout.write(text)
+    else:
+        from ftscope.report.page import table_text
+
+        text = table_text(rel.df().to_dict("records"))
+        open(args.output, "w").write(text + "\n") if args.output else print(text)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ftscope", description="What fine-tuning does to a language model.")
+    from ftscope import __version__
+
+    p = argparse.ArgumentParser(prog="ftscope", description="What fine-tuning does to a language model: Study K "
+                                "(knowledge) and Study G (generalization), from one YAML config, at any scale.")
+    p.add_argument("--version", action="version", version=f"ftscope {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    for name, fn, help_ in [("run", cmd_run, "run a study (skips cells already done)"),
-                            ("validate", cmd_validate, "check a config and print the grid size")]:
-        s = sub.add_parser(name, help=help_)
-        s.add_argument("config")
-        s.add_argument("--results", help="override results_dir")
-        if name == "validate":
-            s.add_argument("--calibrate", action="store_true",
-                           help="measure the generator's samples/s on this machine for the time estimate")
-        s.set_defaults(fn=fn)
-    for name, fn, help_ in [("status", cmd_status, "cells done, failed (with reason) and missing"),
-                            ("report", cmd_report, "accuracy tables from a results directory")]:
-        s = sub.add_parser(name, help=help_)
-        s.add_argument("results")
-        s.set_defaults(fn=fn)
+
+    s = sub.add_parser("run", help="run a study (cells already done are skipped, failed ones re-run)")
+    s.add_argument("config", help="the study's YAML config")
+    s.add_argument("--results", help="results directory (overrides the config's results_dir)")
+    s.add_argument("--report", metavar="DIR", help="where to write the HTML report (default RESULTS/report)")
+    s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("validate", help="check a config, print the grid and what it costs; nothing runs")
+    s.add_argument("config", help="the study's YAML config")
+    s.add_argument("--results", help="results directory (overrides the config's results_dir)")
+    s.add_argument("--calibrate", action="store_true",
+                   help="measure the generator's samples/s on this machine for the time estimate")
+    s.set_defaults(fn=cmd_validate)
+
+    s = sub.add_parser("status", help="every planned cell: done, failed (with its reason) or missing, with timings")
+    s.add_argument("results", help="results directory of a study")
+    s.add_argument("--study", help="only this study (a results directory may hold several)")
+    s.set_defaults(fn=cmd_status)
+
+    s = sub.add_parser("report", help="text tables, comparisons and the HTML report, from the store alone")
+    s.add_argument("results", help="results directory of a study")
+    s.add_argument("--out", help="where to write report.html and its figures (default RESULTS/report)")
+    s.add_argument("--study", help="only this study")
+    s.add_argument("--readme", help="rewrite the findings between <!-- findings:STUDY --> markers in this file")
+    s.set_defaults(fn=cmd_report)
+
+    s = sub.add_parser("submit", help="run a study on a cluster: a run of the study deployment (needs a Prefect "
+                                      "server, PREFECT_API_URL); prints its UI link")
+    s.add_argument("config", help="the study's YAML config")
+    s.add_argument("--results", help="results directory (overrides the config's results_dir)")
+    s.add_argument("--deployment", default="study/study", help="the study deployment (default study/study)")
+    s.set_defaults(fn=cmd_submit)
+
+    s = sub.add_parser("retry", help="re-submit a study's missing or failed cells (cells whose worker died are "
+                                     "marked crashed first)")
+    s.add_argument("results", help="results directory of a study")
+    s.add_argument("--study", help="which study, when the directory holds several")
+    s.add_argument("--deployment", default="study/study", help="the study deployment (default study/study)")
+    s.set_defaults(fn=cmd_retry)
+
+    s = sub.add_parser("results", help="the rows of one table, filtered with SQL (DuckDB over the store)")
+    s.add_argument("results", help="results directory of a study")
+    s.add_argument("--table", required=True, help="metrics, scores, kl, params, restoration, mastery, cells, plan, "
+                                                  "runs, or attempts (every cells row)")
+    s.add_argument("--where", help="an SQL condition, e.g. \"domain = 'id' AND slice = 'all'\"")
+    s.add_argument("--format", choices=["markdown", "csv", "parquet"], default="markdown", help="output format")
+    s.add_argument("--output", help="write to this file instead of standard output (required for parquet)")
+    s.set_defaults(fn=cmd_results)
+
     args = p.parse_args(argv)
     return args.fn(args)
 

@@ -17,6 +17,7 @@ import torch
 
 from ftscope import __version__, checkpoints
 from ftscope.fingerprint import fingerprint
+from ftscope.locks import exclusive
 from ftscope.methods import RECIPES, Built, variant_name
 from ftscope.models import load_model, load_tokenizer
 from ftscope.prompts import Prompter
@@ -172,9 +173,19 @@ def runtime(gpus: list[int] | None) -> dict:
 
 
 def run_cell(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, parent_id: str | None = None,
-             keep: bool = False) -> dict:
-    """Run one cell and write its rows; on failure write a failed `cells` row and re-raise. `keep`:
-    leave its checkpoint for cells that start from it."""
+             keep: bool = False, owner: dict | None = None) -> dict:
+    """Run one cell and write its rows, holding its claim: a second run of the same study waits for the
+    first, then finds the cell done and skips it. On failure, write a failed `cells` row and re-raise.
+    `keep`: leave its checkpoint for cells that start from it. `owner`: recorded in the claim."""
+    with exclusive(checkpoints.claim_of(cfg, cid), owner=owner):
+        done = [r for r in store.attempts(cid) if r["status"] == "done"]
+        if done:
+            log.info("[%s] already done (by another run): skipped", cell.label)
+            return done[-1]
+        return _run(cfg, study, cell, cid, ctx, store, parent_id, keep)
+
+
+def _run(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, parent_id: str | None, keep: bool) -> dict:
     started, t0 = datetime.now(timezone.utc), time.monotonic()
     recipe = RECIPES.get(cell.method)
     row = {"cell_id": cid, "study": cfg.study, "kind": cfg.kind, "model": cell.model, "method": recipe.name,

@@ -15,6 +15,11 @@ def checkpoint_of(cfg, cid: str) -> Path:
     return cell_dir(cfg, cid) / "model"
 
 
+def claim_of(cfg, cid: str) -> Path:
+    """The lock a cell holds while it runs (shared by every study writing to this artifacts directory)."""
+    return Path(cfg.artifacts_dir) / "claims" / f"{cid}.lock"
+
+
 def available(cfg, cid: str) -> bool:
     return (checkpoint_of(cfg, cid) / "config.json").exists()
 

@@ -35,7 +35,8 @@ class ModelConfig(_Strict):
     processes: int = Field(1, ge=1, description="ranks per training run; >1 runs DeepSpeed ZeRO-3 in a subprocess")
     gpus: int = Field(0, ge=0, description="GPUs one cell of this model holds (0: CPU)")
     launcher: Literal["torchrun", "deepspeed"] = "torchrun"
-    deepspeed: str = Field("infra/deepspeed/zero3.json", description="DeepSpeed config for processes > 1")
+    deepspeed: str = Field("zero3", description="DeepSpeed config for processes > 1: zero3, zero3_offload (shipped "
+                                                "in ftscope/train/deepspeed/) or a JSON file")
     timeout_s: float | None = Field(None, gt=0, description="limit on a multi-process training run")
 
     @model_validator(mode="after")
@@ -52,6 +53,16 @@ class GenerationConfig(_Strict):
     token_budget: int = Field(65536, gt=0)
     samples_per_second: float | None = Field(None, gt=0, description="throughput for `validate`'s cost "
                                                                        "estimate; `validate --calibrate` measures it")
+
+
+class ClusterConfig(_Strict):
+    """With `dispatch: deployments`, how a cell becomes a run of the cell deployment (prefect.yaml)."""
+    deployment: str = Field("cell/cell", description="flow name/deployment name of the single-cell flow")
+    job_variables: dict = Field(default_factory=dict, description="for every cell run: image, env, ... as the "
+                                                                   "work pool's job template takes them")
+    gpu_variable: str | None = Field(None, description="the job variable that takes a cell's GPU count (the "
+                                                       "Kubernetes template in infra/k8s: gpus); none for process pools")
+    poll_s: float = Field(5, gt=0, description="how often the study checks on its cell runs")
 
 
 class CoreConfig(_Strict):
@@ -72,6 +83,7 @@ class CoreConfig(_Strict):
     models: list[ModelConfig] = Field(min_length=1)
     train: TrainConfig = Field(default_factory=TrainConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     @field_validator("study")
     @classmethod
@@ -159,6 +171,38 @@ def parse_config(raw: dict, overrides: dict | None = None, base_dir: Path = Path
         return config_model(kind).model_validate(raw)
     except ValidationError as e:
         raise ConfigError([_describe(err) for err in e.errors()]) from None
+
+
+def absolute_paths(raw: dict, base_dir: Path, cwd: Path | None = None) -> dict:
+    """The config with its local paths made absolute, so that it means the same to a worker that starts
+    elsewhere: directories relative to the working directory (as `ftscope run` reads them), plugins and
+    datasets_dirs relative to the config file. URLs and hub ids are left alone."""
+    cwd = cwd or Path.cwd()
+
+    def local(p, base=cwd):
+        return p if not isinstance(p, str) or "://" in p or Path(p).is_absolute() else str((base / p).resolve())
+
+    out = dict(raw)
+    for key in ("results_dir", "artifacts_dir", "cache_dir"):
+        if key in out:
+            out[key] = local(out[key])
+    out["plugins"] = [local(p, base_dir) if str(p).endswith(".py") else p for p in out.get("plugins") or []]
+    out["datasets_dirs"] = [local(d, base_dir) for d in out.get("datasets_dirs") or []]
+    out["models"] = [{**m, **{k: local(m[k]) for k in ("deepspeed",) if k in m and m[k].endswith(".json")},
+                      **({"path": local(m["path"])} if isinstance(m.get("path"), str) and (cwd / m["path"]).exists()
+                         else {})} if isinstance(m, dict) else m for m in out.get("models") or []]
+    if isinstance(out.get("data"), dict):
+        out["data"] = {**out["data"], **{k: local(v) for k, v in out["data"].items()
+                                         if k in ("path", "root") and isinstance(v, str) and (cwd / v).exists()}}
+    return out
+
+
+def resolved_raw(path: str | Path, overrides: dict | None = None) -> dict:
+    """The config mapping as a worker should receive it: `extends:` merged, overrides applied, local
+    paths absolute. Parsing it gives the same study as `load_config(path, overrides)`."""
+    raw = read_raw(Path(path))
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return absolute_paths(raw, Path(path).resolve().parent)
 
 
 def import_plugins(plugins: list, base_dir: Path) -> list[str]:

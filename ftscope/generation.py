@@ -93,21 +93,26 @@ def _batches(lengths: list[int], rows_per_prompt: int, max_new_tokens: int, toke
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, num_samples: int = 1,
              temperature: float | None = None, seeds: list[int] | None = None, stop: str = "newline",
-             token_budget: int = 65536, seed: int = 0) -> list[list[str]]:
+             token_budget: int = 65536, seed: int = 0, progress=None) -> list[list[str]]:
     """For each prompt (token ids), `num_samples` answers: greedy when temperature is None, else sampled
-    at that temperature with the prompt's seed (`seeds[i]`, default: a hash of its position and `seed`)."""
+    at that temperature with the prompt's seed (`seeds[i]`, default: a hash of its position and `seed`).
+    `progress(prompts done, prompts)` is called after every batch."""
     if not prompts:
         return []
     seeds = seeds if seeds is not None else [prompt_seed(seed, i) for i in range(len(prompts))]
     stops = torch.tensor(stop_token_ids(tokenizer, stop))
     newlines = torch.tensor(newline_token_ids(tokenizer))
     out: list[list[str]] = [[] for _ in prompts]
+    done = 0
     for batch in _batches([len(p) for p in prompts], num_samples, max_new_tokens, token_budget):
         texts = _decode_batch(model, tokenizer, [prompts[i] for i in batch], [seeds[i] for i in batch],
                               max_new_tokens=max_new_tokens, num_samples=num_samples, temperature=temperature,
                               stops=stops, newlines=newlines, stop=stop)
         for i, answers in zip(batch, texts):
             out[i] = answers
+        done += len(batch)
+        if progress:
+            progress(done, len(prompts))
     return out
 
 

@@ -12,14 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def _owner() -> str:
-    return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
+def _owner(extra: dict | None) -> str:
+    return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(), **(extra or {})})
 
 
 @contextmanager
-def exclusive(path: Path, wait: bool = True):
+def exclusive(path: Path, wait: bool = True, owner: dict | None = None):
     """Hold the lock at `path` for the block. With `wait=False`, yield False at once (and hold nothing)
-    when another process holds it; otherwise yield True once it is ours."""
+    when another process holds it; otherwise yield True once it is ours. The file keeps its last
+    owner's host, pid and `owner` fields after release: `last_owner` tells who held it last."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as f:
         try:
@@ -30,11 +31,19 @@ def exclusive(path: Path, wait: bool = True):
         try:
             f.seek(0)
             f.truncate()
-            f.write(_owner())
+            f.write(_owner(owner))
             f.flush()
             yield True
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def last_owner(path: Path) -> dict:
+    """Who held the lock at `path` last (held now or not); {} if nobody ever did."""
+    try:
+        return json.loads(path.read_text() or "{}")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
 
 
 def holder(path: Path) -> dict | None:

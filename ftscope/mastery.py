@@ -1,6 +1,9 @@
 """Knowledge mastery R_M^k of Study K: the share of N_map phrasings x N_sample samples whose output
 contains the gold answer, and the five levels it falls into."""
 
+import logging
+import time
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ftscope import generation
@@ -8,6 +11,7 @@ from ftscope.metrics import contains
 from ftscope.prompts import Prompter, encode
 
 LEVEL_EDGES = (0.25, 0.5, 0.75)
+log = logging.getLogger("ftscope.mastery")
 
 
 class MasteryConfig(BaseModel):
@@ -27,6 +31,17 @@ def mastery_level(r: float) -> int:
     return 1 + sum(r > e + 1e-12 for e in LEVEL_EDGES)
 
 
+def _every(seconds: float, n_sample: int):
+    """A progress callback that logs one line at most every `seconds`."""
+    last = [time.monotonic()]
+
+    def report(done: int, total: int) -> None:
+        if time.monotonic() - last[0] >= seconds or done == total:
+            last[0] = time.monotonic()
+            log.info("mastery: %d of %d prompts scored (%d samples)", done, total, done * n_sample)
+    return report
+
+
 def phrasings(prompter: Prompter, item: dict, n_map: int) -> list[str]:
     return [q.format(s=item["subject"]) for q in prompter.spec.phrasings(item["relation"])[:n_map]]
 
@@ -41,7 +56,7 @@ def score_mastery(model, tokenizer, items: list[dict], prompter: Prompter, cfg: 
     samples = generation.generate(model, tokenizer, [encode(tokenizer, t, prompter.prompt.style) for t in texts],
                                   max_new_tokens=cfg.max_new_tokens, num_samples=cfg.n_sample,
                                   temperature=cfg.temperature, seeds=seeds, stop=prompter.spec.generation.stop,
-                                  token_budget=token_budget)
+                                  token_budget=token_budget, progress=_every(30, cfg.n_sample))
     rows, start = [], 0
     for it, qs in zip(items, asked):
         outs, start = samples[start:start + len(qs)], start + len(qs)

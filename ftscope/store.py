@@ -46,6 +46,10 @@ SCHEMAS: dict[str, pa.Schema] = {
     "params": pa.schema([("cell_id", _s), ("scope", _s), ("matrix", _s), ("layer", _i), ("n_elements", _i),
                          ("n_zero_base", _i), ("mean_change", _f), ("sum_change", _f), ("top1_share", _f),
                          ("top5_share", _f), ("top10_share", _f), ("measure", _s), ("region", _s)]),
+    # one row per flow run of a study, when it starts and when it ends
+    "runs": pa.schema([("run_id", _s), ("study", _s), ("kind", _s), ("status", _s), ("config", _s),
+                       ("started_at", _ts), ("finished_at", _ts), ("prefect_url", _s), ("host", _s), ("versions", _s),
+                       ("message", _s)]),
     "restoration": pa.schema([("cell_id", _s), ("parent_cell", _s), ("k_percent", _f), ("strategy", _s),
                               ("matrix", _s), ("n_elements", _i), ("n_restored", _i), ("fraction_restored", _f),
                               ("threshold", _f), ("undone_share", _f)]),
@@ -57,7 +61,13 @@ CELL_TABLES = ("metrics", "scores", "kl", "params", "restoration")  # rows that 
 class Store:
     def __init__(self, root: str):
         if "://" in root:
-            self.fs, self.root = pafs.FileSystem.from_uri(root)
+            try:  # s3://, gs://, hdfs://, file:// natively
+                self.fs, self.root = pafs.FileSystem.from_uri(root)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # any other fsspec filesystem
+                import fsspec
+
+                protocol, path = root.split("://", 1)
+                self.fs, self.root = pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem(protocol))), path
             self.local = isinstance(self.fs, pafs.LocalFileSystem)
         else:
             self.fs, self.root, self.local = pafs.LocalFileSystem(), os.path.abspath(root), True
@@ -128,6 +138,12 @@ class Store:
     def read_key(self, table: str, key: str) -> pa.Table:
         with self.fs.open_input_file(f"{self._dir(table)}/{key}.parquet") as f:
             return pq.read_table(f, schema=SCHEMAS[table])
+
+    def attempts(self, cid: str) -> list[dict]:
+        """Every `cells` row of one cell, oldest first (reads only that cell's files)."""
+        files = [f for f in self.files("cells") if f.rsplit("/", 1)[1].startswith(f"{cid}-")]
+        rows = [r for f in files for r in self.read_key("cells", f.rsplit("/", 1)[1][:-len(".parquet")]).to_pylist()]
+        return sorted(rows, key=lambda r: r["finished_at"])
 
     def latest_cells(self) -> dict[str, dict]:
         """The most recent attempt of every cell, by cell id."""

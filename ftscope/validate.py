@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ftscope.config import ConfigError, load_config
 from ftscope.models import check_model_source
+from ftscope.train.deepspeed import deepspeed_config
 
 
 def validate(path: str, results_dir: str | None = None, calibrate: bool = False):
@@ -14,16 +15,21 @@ def validate(path: str, results_dir: str | None = None, calibrate: bool = False)
         cfg = load_config(path, {"results_dir": results_dir} if results_dir else None)
     except ConfigError as e:
         return None, e.problems, []
+    return (cfg, *check_config(cfg, calibrate))
+
+
+def check_config(cfg, calibrate: bool = False) -> tuple[list[str], list[str]]:
+    """(problems, notes) of a parsed config: everything `validate` checks beyond the schema."""
     from ftscope.studies import STUDIES
 
     study = STUDIES.get(cfg.kind)
     problems, notes = list(study.validate(cfg)), []
     if problems and any(p.startswith("data.dataset") for p in problems):
-        return cfg, problems, notes
+        return problems, notes
     try:
         cells = study.grid(cfg)
     except (KeyError, ValueError) as e:
-        return cfg, problems + [f"grid: {e}"], notes
+        return problems + [f"grid: {e}"], notes
     if not cells:
         problems.append("grid: the grid has no cells; give at least one method, level (or train set), sample "
                         "count (or size) and seed")
@@ -39,12 +45,13 @@ def validate(path: str, results_dir: str | None = None, calibrate: bool = False)
         elif m.path and full and (quant := quantization_of(m.path)):
             problems.append(f"models.{m.name}.path: the checkpoint is quantized ({quant}) and cannot be fully "
                             f"fine-tuned by {', '.join(full)}; use the unquantized weights, or only base/lora")
-        if m.processes > 1 and not Path(m.deepspeed).is_file():
-            problems.append(f"models.{m.name}.deepspeed: no such DeepSpeed config file {m.deepspeed}")
+        if m.processes > 1 and not deepspeed_config(m.deepspeed).is_file():
+            problems.append(f"models.{m.name}.deepspeed: {m.deepspeed} is neither a shipped DeepSpeed config "
+                            f"(zero3, zero3_offload) nor a file")
     problems += _store_problems(cfg.results_dir)
     if not problems:
         notes += study.costs(cfg, calibrate)
-    return cfg, problems, notes
+    return problems, notes
 
 
 def quantization_of(path: str) -> str | None:

@@ -45,11 +45,11 @@ def plan_task(cfg, data, bases: dict[str, str]) -> list[PlannedCell]:
 
 @task(name="cell", cache_policy=NO_CACHE, task_run_name="cell {label}", retries=2, retry_delay_seconds=30,
       retry_condition_fn=worth_retrying)
-def cell_task(cfg, planned: PlannedCell, ctx: ModelContext, label: str) -> dict:
+def cell_task(cfg, planned: PlannedCell, ctx: ModelContext, label: str, owner: dict | None = None) -> dict:
     """One cell; a cell that needs GPUs first takes that many slots of the global GPU limit."""
     with gpu_slots(cfg.model(planned.cell.model).gpus):
         return run_cell(cfg, STUDIES.get(cfg.kind), planned.cell, planned.cid, ctx, Store(cfg.results_dir),
-                        planned.parent_id, keep=planned.has_children)
+                        planned.parent_id, keep=planned.has_children, owner=owner)
 
 
 @task(name="release-checkpoints", cache_policy=NO_CACHE)
@@ -58,10 +58,16 @@ def release_task(cfg, planned: list[PlannedCell]) -> list[str]:
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report_task(cfg) -> str:
-    from ftscope.report import study_report
+def report_task(cfg) -> tuple[str, str]:
+    """(the text tables, the HTML report's path): under the results directory, or under the artifacts
+    directory when results live in an object store."""
+    from pathlib import Path
 
-    return study_report(Store(cfg.results_dir), cfg.study)
+    from ftscope.report import build_report, study_report
+
+    store = Store(cfg.results_dir)
+    out = Path(cfg.results_dir) / "report" if store.local else Path(cfg.artifacts_dir) / cfg.study / "report"
+    return study_report(store, cfg.study), str(build_report(store, out, cfg.study))
 
 
 @contextmanager

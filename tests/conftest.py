@@ -1,7 +1,10 @@
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))  # tests/servers.py
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
@@ -86,3 +89,46 @@ def smoke_g_config(tmp_path_factory):
     path = root / "smoke-g.yaml"
     path.write_text(yaml.safe_dump(raw))
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def methods_store(smoke_config, smoke_base, prefect_harness, tmp_path_factory):
+    """A store written by the smoke study with every Study K method (configs/smoke-methods.yaml)."""
+    from pathlib import Path
+
+    import yaml
+
+    from flows.study import study
+
+    root = tmp_path_factory.mktemp("methods")
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/smoke-methods.yaml").read_text())
+    raw.update(extends=smoke_config, results_dir=str(root / "results"))
+    path = root / "methods.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert study(config_path=str(path), return_state=True).is_completed()
+    return str(path), str(root / "results")
+
+
+@pytest.fixture(scope="session")
+def g_store(smoke_g_config, prefect_harness):
+    """A store written by the Study G smoke study (configs/smoke-g.yaml)."""
+    from flows.study import study
+    from ftscope.config import load_config
+
+    assert study(config_path=smoke_g_config, return_state=True).is_completed()
+    return load_config(smoke_g_config).results_dir
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """A real Prefect server on loopback (PostgreSQL-backed; SQLite, with the reason, if PostgreSQL cannot
+    start). Yields its URL and the environment a client process needs."""
+    import warnings
+
+    from servers import start_prefect_server
+
+    server = start_prefect_server(tmp_path_factory.mktemp("prefect-home"))
+    if server["why"]:
+        warnings.warn(f"Prefect server on SQLite: {server['why']}")
+    yield server
+    server["stop"]()

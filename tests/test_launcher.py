@@ -38,7 +38,7 @@ def _spec(tmp: Path, base: str, method: str = "sft") -> Path:
     spec = {"base_path": base, "trust_remote_code": False, "dtype": "float32", "lora": lora if method == "lora" else None,
             "train": TrainConfig(epochs=2, batch_size=2).model_dump(), "lr": 1e-2, "seed": 0,
             "examples": build_examples(ITEMS, CBQA, tok, 64), "trainer_dir": str(tmp / "trainer"),
-            "out_dir": str(tmp / "trained"), "deepspeed": str(ROOT / "infra/deepspeed/zero3.json"), "resume": False}
+            "out_dir": str(tmp / "trained"), "deepspeed": str(ROOT / "ftscope/train/deepspeed/zero3.json"), "resume": False}
     path = tmp / "spec.json"
     path.write_text(json.dumps(spec))
     return path

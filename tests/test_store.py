@@ -65,3 +65,17 @@ def test_latest_cells_picks_newest_attempt(tmp_path):
     _cell(store, "c1", "failed", 0)
     _cell(store, "c1", "done", 1)
     assert store.latest_cells()["c1"]["status"] == "done"
+
+
+def test_an_object_store_gets_one_upload_per_file_and_no_staging(tmp_path):
+    """Any fsspec URL (here fsspec's in-memory filesystem, standing in for s3:// or gs://)."""
+    import fsspec
+
+    store = Store("memory://ftscope-test/results")
+    assert not store.local
+    store.write("metrics", "a", [_metric("a", 0.5)])
+    _cell(store, "a", "done")
+    mem = fsspec.filesystem("memory")
+    assert sorted(p.rsplit("/", 1)[1] for p in mem.find("/ftscope-test/results")) == ["a-0.parquet", "a.parquet"]
+    assert store.sql("SELECT value FROM metrics").fetchall() == [(0.5,)]
+    assert store.sweep() == []

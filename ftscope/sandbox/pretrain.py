@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ftscope.fingerprint import fingerprint
 from ftscope.prompts import dataset_texts
 from ftscope.studydata import StudyData
+from ftscope.train.trainer import quiet
 
 log = logging.getLogger(__name__)
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
@@ -79,8 +80,10 @@ def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str) -> 
         output_dir=str(tmp / "trainer"), num_train_epochs=spec.epochs, per_device_train_batch_size=spec.batch_size,
         learning_rate=spec.lr, lr_scheduler_type="cosine", warmup_steps=0.1, weight_decay=0.01,
         logging_steps=50, save_strategy="no", report_to=[], seed=spec.seed, use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0)
-    Trainer(model=model, args=args, train_dataset=[{"input_ids": b, "labels": b} for b in blocks]).train()
+        dataloader_num_workers=0, disable_tqdm=True, log_level="warning")
+    trainer = Trainer(model=model, args=args, train_dataset=[{"input_ids": b, "labels": b} for b in blocks])
+    quiet(trainer, "pretraining the sandbox model")
+    trainer.train()
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     shutil.rmtree(tmp / "trainer", ignore_errors=True)

@@ -31,6 +31,8 @@ class SuiteOptions(BaseModel):
     n_demo: int = Field(8, gt=0, description="demonstration pool per dataset")
     n_documents: int = Field(1500, ge=0, description="pretraining examples per dataset, in raw shapes")
     digest_every: int = Field(5, gt=0, description="one document in this many holds several examples")
+    people: int = Field(240, ge=4, le=240, description="people the records draw on")
+    places: int = Field(80, ge=4, le=80, description="cities (and as many companies, brands and films at most)")
 
 
 # -- the shared world: entity pools drawn once from the suite seed ----------------------------------
@@ -71,9 +73,10 @@ PLACE_QUESTIONS = {"city": "Where is {s} based ?", "maker": "What does {s} make 
 
 
 class Pools:
-    """Entity pools shared by every dataset of the suite (the same seed gives the same world)."""
+    """Entity pools shared by every dataset of the suite (the same seed gives the same world); records
+    draw on the first `people` people and `places` cities, companies, brands and films."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, people: int = 240, places: int = 80):
         rng = np.random.default_rng(seed)
         names = _Names(rng)
         first, last = names.pool(120), names.pool(120)
@@ -83,6 +86,8 @@ class Pools:
         self.companies = [f"{w} {rng.choice(['Corp', 'Works', 'Group'])}" for w in names.pool(60)]
         self.brands = names.pool(40)
         self.films = [f"The {w}" for w in names.pool(60)]
+        self.people, self.cities = self.people[:people], self.cities[:places]
+        self.companies, self.brands, self.films = self.companies[:places], self.brands[:places], self.films[:places]
 
 
 def _pick(rng, xs):
@@ -157,19 +162,31 @@ def _pair(rng, pools: Pools, variant: str) -> tuple[str, str, str, str]:
 
 
 def paraphrase(rng, pools: Pools, variant: str) -> tuple[dict, str]:
+    """Yes: one fact about a subject in two wordings. No: two different facts about the same subject."""
     facts = PEOPLE_FACTS if variant == "people" else PLACE_FACTS
-    s, rel, o, other = _pair(rng, pools, variant)
-    a, b = (str(x) for x in rng.choice(facts[rel], size=2, replace=False))
+    s = _pick(rng, pools.people) if variant == "people" else _pick(rng, pools.companies)
+    r1, r2 = (str(r) for r in rng.permutation(list(facts))[:2])
+    a, b = (str(x) for x in rng.choice(facts[r1], size=2, replace=False))
+    o = _value(rng, pools, r1)
     same = bool(rng.integers(2))
-    s1, s2 = a.format(s=s, o=o), b.format(s=s, o=o if same else other)
+    s1 = a.format(s=s, o=o)
+    s2 = b.format(s=s, o=o) if same else _pick(rng, facts[r2]).format(s=s, o=_value(rng, pools, r2))
     label = "yes" if same else "no"
     remark = "They say the same thing" if same else "They say different things"
     return {"input_1": s1, "input_2": s2, "output": label}, f"{s1}\n{s2}\n{remark} , so the answer is {label} ."
 
 
+NEGATIONS = {"born": ["{s} was not born in {o} .", "{s} never lived as a child in {o} ."],
+             "job": ["{s} does not work as a {o} .", "{s} has never been a {o} ."],
+             "home": ["{s} does not live in {o} .", "{s} has never lived in {o} ."],
+             "city": ["{s} is not based in {o} .", "{s} has no office in {o} ."],
+             "maker": ["{s} does not make the {o} .", "{s} has never built the {o} ."],
+             "owner": ["{s} is not owned by {o} .", "{o} has never owned {s} ."]}
+
+
 def nli(rng, pools: Pools, variant: str) -> tuple[dict, str]:
-    """Premise: two facts about a subject. Entailment restates one in other words, contradiction gives
-    it another value, neutral states the third relation, which the premise does not mention."""
+    """Premise: two facts about a subject. Entailment restates one in other words; contradiction denies
+    one; neutral states the third relation, which the premise does not mention."""
     facts = PEOPLE_FACTS if variant == "people" else PLACE_FACTS
     s = _pick(rng, pools.people) if variant == "people" else _pick(rng, pools.companies)
     r1, r2, unstated = (str(r) for r in rng.permutation(list(facts)))
@@ -181,7 +198,7 @@ def nli(rng, pools: Pools, variant: str) -> tuple[dict, str]:
     if label == "entailment":
         hypothesis = wording[about][1].format(s=s, o=values[about])
     elif label == "contradiction":
-        hypothesis = wording[about][1].format(s=s, o=_value(rng, pools, about, exclude=values[about]))
+        hypothesis = _pick(rng, NEGATIONS[about]).format(s=s, o=values[about])
     else:
         hypothesis = _pick(rng, facts[unstated]).format(s=s, o=_value(rng, pools, unstated))
     remark = {"entailment": "the second follows from the first", "neutral": "the first says nothing of the second",
@@ -202,7 +219,7 @@ def read_suite(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
     if task not in GENERATORS or variant not in VARIANTS[task]:
         raise ValueError(f"{spec.origin}: sandbox-g has tasks {VARIANTS} (task: {task!r}, variant: {variant!r})")
     o = SuiteOptions(**opts)
-    pools = Pools(o.seed)
+    pools = Pools(o.seed, o.people, o.places)
     rng = np.random.default_rng([o.seed, zlib.crc32(spec.name.encode())])
     make = GENERATORS[task]
     items, seen = [], set()

@@ -344,6 +344,19 @@ def _tables(store, study):
     return study_report(store, study)
 
 
+def _figures(results, out):
+    from ftscope.studies.k_report import sections
+
+    return sections(results, out)
+
+
+def _comparisons(results):
+    from ftscope.studies.k_report import comparisons
+
+    return comparisons(results)
+
+
 STUDY = register(Study(kind="k", title="Study K: knowledge", sections=SECTIONS, load_data=load_data, grid=grid,
                        training_items=training_items, evaluate=evaluate, cell_config=cell_config, report=_tables,
-                       prepare=prepare, check=check, validate=validate, costs=costs))
+                       prepare=prepare, check=check, validate=validate, costs=costs, figures=_figures,
+                       comparisons=_comparisons))

@@ -34,6 +34,8 @@ class Study:
     check: Callable[..., list[str]] = _no_problems  # (config, StudyData, {model: prep}) -> problems
     validate: Callable[[Any], list[str]] = _no_problems  # config -> problems found before anything runs
     costs: Callable[..., list[str]] = _no_problems  # (config, calibrate) -> lines: what the plan costs
+    figures: Callable[..., list] = _no_problems  # (report.summary.Results, out dir) -> [report.page.Section]
+    comparisons: Callable[..., list] = _no_problems  # Results -> [report.summary.Comparison]
 
 
 STUDIES: Registry[Study] = Registry("study kind")

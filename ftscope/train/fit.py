@@ -4,11 +4,11 @@ through the launcher. A retried cell resumes from the last checkpoint its earlie
 import json
 import logging
 import shutil
-from pathlib import Path
 
 import torch
 
 from ftscope.methods.recipe import Built
+from ftscope.train.deepspeed import deepspeed_config
 from ftscope.train.launcher import launch
 from ftscope.train.lora import LoraConfig, wrap_lora
 from ftscope.train.trainer import has_checkpoint, train, training_arguments
@@ -35,7 +35,7 @@ def fit(run, examples: list[dict], *, lr: float, lora: LoraConfig | None = None)
             "use_safetensors": model_cfg.use_safetensors, "lora": lora.model_dump() if lora else None,
             "train": run.cfg.train.model_dump(), "lr": lr, "seed": run.cell.seed, "examples": examples,
             "trainer_dir": str(work / "trainer"), "out_dir": str(out),
-            "deepspeed": str(Path(model_cfg.deepspeed).resolve()), "resume": resume}
+            "deepspeed": str(deepspeed_config(model_cfg.deepspeed)), "resume": resume}
     (work / "train_spec.json").write_text(json.dumps(spec))
     launch(["-m", "ftscope.train.worker", str(work / "train_spec.json")], nproc=model_cfg.processes,
            log_file=work / "train.log", timeout_s=model_cfg.timeout_s, gpus=run.gpus, launcher=model_cfg.launcher,

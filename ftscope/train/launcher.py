@@ -128,7 +128,7 @@ def classify(rc: int, tail: list[str], log_file: Path) -> LaunchError:
     text = "".join(tail)
     if _OOM.search(text):
         return OutOfMemory(f"out of memory (exit code {rc}); lower train.batch_size or max_length, or use more "
-                           f"GPUs or infra/deepspeed/zero3_offload.json (log: {log_file})", tail)
+                           f"GPUs or `deepspeed: zero3_offload` (log: {log_file})", tail)
     root = _ROOT_EXIT.search(text)
     sig = -rc if rc < 0 else (-int(root.group(1)) if root and int(root.group(1)) < 0 else None)
     if sig:

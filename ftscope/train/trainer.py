@@ -2,10 +2,14 @@
 on prompt/target examples. Under torchrun/deepspeed the same code runs on every rank.
 """
 
+import logging
+import time
 from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger("ftscope.train")
 
 
 class TrainConfig(BaseModel):
@@ -36,10 +40,11 @@ def training_arguments(cfg: TrainConfig, out_dir: str, *, lr: float, seed: int, 
         warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay, seed=seed, data_seed=seed,
         logging_steps=10, report_to=[], use_cpu=on_cpu and deepspeed is None, dataloader_num_workers=0,
         save_strategy="epoch" if cfg.checkpoint_each_epoch else "no", save_total_limit=1,
-        bf16=cfg.bf16 and not on_cpu, deepspeed=deepspeed, disable_tqdm=True)
+        bf16=cfg.bf16 and not on_cpu, deepspeed=deepspeed, disable_tqdm=True, log_level="warning")
 
 
-def train(model, tokenizer, examples: list[dict], args, resume: bool = False, callbacks: list | None = None):
+def train(model, tokenizer, examples: list[dict], args, resume: bool = False, callbacks: list | None = None,
+          what: str = "training"):
     """Fit `model` on `examples` in place; returns the Trainer (its model may be DeepSpeed-wrapped).
     `resume`: continue from the newest checkpoint in args.output_dir (a retried cell)."""
     from transformers import DataCollatorForSeq2Seq, Trainer
@@ -47,8 +52,44 @@ def train(model, tokenizer, examples: list[dict], args, resume: bool = False, ca
     tokenizer.padding_side = "right"
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     trainer = Trainer(model=model, args=args, train_dataset=examples, data_collator=collator, callbacks=callbacks)
+    quiet(trainer, what)
     trainer.train(resume_from_checkpoint=True if resume else None)
     return trainer
+
+
+def quiet(trainer, what: str) -> None:
+    """No progress bar or printed loss dict per step: one log line per epoch, at most every 30 s."""
+    from transformers import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(EpochLog(what))
+
+
+def _callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class EpochLog(_callback_base()):
+    def __init__(self, what: str, every_s: float = 30):
+        self.what, self.every_s, self.last, self.loss = what, every_s, 0.0, None
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs and "loss" in logs:
+            self.loss = logs["loss"]
+        if logs and "train_runtime" in logs:
+            log.info("%s done: train_runtime %.1f s, %.1f samples/s, loss %.3f", self.what, logs["train_runtime"],
+                     logs.get("train_samples_per_second", 0.0), logs.get("train_loss", float("nan")))
+
+    def on_epoch_end(self, args, state, control, **kw):
+        now = time.monotonic()
+        if now - self.last >= self.every_s or state.global_step >= state.max_steps:
+            self.last = now
+            loss = f", loss {self.loss:.3f}" if self.loss is not None else ""
+            log.info("%s: epoch %.0f/%.0f, step %d/%d%s", self.what, state.epoch or 0, args.num_train_epochs,
+                     state.global_step, state.max_steps, loss)
 
 
 def has_checkpoint(trainer_dir: Path) -> bool:

@@ -3,6 +3,7 @@ trains with the Trainer under DeepSpeed ZeRO-3 and saves the gathered weights (o
 as safetensors."""
 
 import json
+import logging
 import os
 import sys
 
@@ -14,6 +15,7 @@ from ftscope.train.trainer import TrainConfig, train, training_arguments
 
 
 def main(spec_path: str) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # the launcher streams stdout
     spec = json.loads(open(spec_path).read())
     from transformers import AutoModelForCausalLM
 

@@ -1,0 +1,154 @@
+"""The numbers a report shows, with their uncertainty, read from the store alone.
+
+A *condition* is a cell without its seed (model, method, variant, axes) evaluated on one slice of one
+test set (dataset, domain, slice, prompt map, shots, metric). Its value is the mean over seeds; its 95%
+interval is Wilson's on the stored counts for a proportion from one seed, else a bootstrap over test
+items of the items' seed-averaged values. Comparisons pair the same test items on both sides.
+"""
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ftscope.metrics import METRICS
+from ftscope.stats import bootstrap_mean, paired_difference, seed_spread, verdict, wilson
+from ftscope.store import Store
+
+KEY = ("dataset", "domain", "slice", "prompt_map", "shots", "metric")
+
+
+@dataclass
+class Condition:
+    model: str
+    method: str
+    variant: str
+    axes: dict
+    dataset: str
+    task: str
+    domain: str
+    slice: str
+    prompt_map: int
+    shots: int
+    metric: str
+    cells: list[str] = field(default_factory=list)  # one per seed
+    values: list[float] = field(default_factory=list)  # per seed
+    n: int = 0  # test items
+    lo: float = float("nan")
+    hi: float = float("nan")
+
+    @property
+    def value(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def spread(self) -> float:
+        return seed_spread(self.values)[1]
+
+    @property
+    def seeds(self) -> int:
+        return len(self.values)
+
+    def get(self, name: str, default=None):
+        return self.axes.get(name, getattr(self, name, default))
+
+
+def is_proportion(metric: str) -> bool:
+    return metric in METRICS and METRICS.get(metric).proportion
+
+
+class Results:
+    """The done cells of a study's latest plan, their conditions and per-item scores."""
+
+    def __init__(self, store: Store, study: str | None = None):
+        self.store = store
+        where = f"AND c.study = '{study}'" if study else ""
+        cells = store.sql(f"SELECT c.* FROM cells c SEMI JOIN plan p USING (cell_id) WHERE c.status = 'done' {where}")
+        self.cells = {r["cell_id"]: r for r in cells.df().to_dict("records")}
+        for r in self.cells.values():
+            r["axes"], r["params"] = json.loads(r["axes"] or "{}"), json.loads(r["params"] or "{}")
+        self._scores = None
+        rows = [r for r in store.read("metrics", done_only=True).to_pylist() if r["cell_id"] in self.cells]
+        rows += [{**r, "task": "", "prompt_map": 0, "shots": 0, "metric": "kl", "total": r["value"] * r["n"]}
+                 for r in store.read("kl", done_only=True).to_pylist() if r["cell_id"] in self.cells]
+        groups: dict[tuple, Condition] = {}
+        for r in rows:
+            c = self.cells[r["cell_id"]]
+            key = (c["model"], c["method"], c["variant"], json.dumps(c["axes"], sort_keys=True)) + tuple(r[k] for k in KEY)
+            cond = groups.get(key) or groups.setdefault(key, Condition(
+                c["model"], c["method"], c["variant"], c["axes"], r["dataset"], r["task"], r["domain"], r["slice"],
+                r["prompt_map"], r["shots"], r["metric"]))
+            cond.cells.append(r["cell_id"])
+            cond.values.append(r["value"])
+            cond.n = r["n"]
+            if len(cond.cells) == 1 and is_proportion(r["metric"]):
+                cond.lo, cond.hi = wilson(r["total"], r["n"])
+        self.conditions = list(groups.values())
+        for cond in self.conditions:
+            if len(cond.cells) > 1 or not is_proportion(cond.metric):
+                cond.lo, cond.hi = bootstrap_mean(list(self.item_values(cond).values()))
+
+    def scores(self) -> dict[tuple, dict[str, float]]:
+        """(cell, dataset, domain, slice, prompt map, shots, metric) -> {item id: value}."""
+        if self._scores is None:
+            self._scores = defaultdict(dict)
+            t = self.store.read("scores", done_only=True)
+            cols = [t[c].to_pylist() for c in ("cell_id",) + KEY + ("item_id", "value")]
+            for cid, *key, item, value in zip(*cols):
+                self._scores[(cid, *key)][item] = value
+        return self._scores
+
+    def item_values(self, cond: Condition) -> dict[str, float]:
+        """Per test item, its value averaged over the condition's seeds."""
+        per_seed = [self.scores().get((cid, *(getattr(cond, k) for k in KEY)), {}) for cid in cond.cells]
+        items = set.intersection(*(set(s) for s in per_seed)) if per_seed else set()
+        return {i: float(np.mean([s[i] for s in per_seed])) for i in sorted(items)}
+
+    def select(self, **where) -> list[Condition]:
+        """Conditions whose fields (or axes) equal the given values; a callable value is a predicate."""
+        out = []
+        for c in self.conditions:
+            if all((v(c.get(k)) if callable(v) else c.get(k) == v) for k, v in where.items()):
+                out.append(c)
+        return out
+
+    def pooled(self, conds: list[Condition], by_item: bool = True) -> dict[tuple, float]:
+        """Per (dataset, item) over several conditions (prompt maps, datasets), the mean value."""
+        acc: dict[tuple, list[float]] = defaultdict(list)
+        for c in conds:
+            for item, v in self.item_values(c).items():
+                acc[(c.dataset, item)].append(v)
+        return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+@dataclass
+class Comparison:
+    """A difference the report draws between two arms on the same test items."""
+    claim: str  # what the paper found, as a direction: "A > B"
+    a: str
+    b: str
+    diff: float
+    lo: float
+    hi: float
+    n: int
+    seeds: int
+    expected: int = 1
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.lo, self.hi, self.expected) if self.n else "missing"
+
+
+def compare(results: Results, claim: str, a: tuple[str, list[Condition]], b: tuple[str, list[Condition]],
+            expected: int = 1, note: str = "") -> Comparison:
+    """mean(A) - mean(B) over the test items both arms scored, with a paired bootstrap interval."""
+    pa, pb = results.pooled(a[1]), results.pooled(b[1])
+    common = sorted(set(pa) & set(pb))
+    seeds = min([c.seeds for c in a[1] + b[1]] or [0])
+    if not common:
+        return Comparison(claim, a[0], b[0], float("nan"), float("nan"), float("nan"), 0, seeds, expected,
+                          note or "no test items scored by both arms (missing or failed cells)")
+    d, lo, hi = paired_difference([pa[k] for k in common], [pb[k] for k in common])
+    return Comparison(claim, a[0], b[0], d, lo, hi, len(common), seeds, expected, note)

@@ -1,0 +1,40 @@
+"""A study's flow runs in the store (`runs`): its resolved config, when it ran, where, its Prefect link
+and how it ended, so that a report or `status` needs nothing but the store."""
+
+import socket
+import uuid
+from datetime import datetime, timezone
+
+import yaml
+
+from ftscope.store import Store
+
+
+class RunRecord:
+    def __init__(self, cfg, store: Store, prefect_url: str | None = None, run_id: str | None = None):
+        from ftscope.cell import versions
+
+        self.cfg, self.store = cfg, store
+        self.row = {"run_id": run_id or uuid.uuid4().hex, "study": cfg.study, "kind": cfg.kind,
+                    "config": yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
+                    "started_at": datetime.now(timezone.utc), "finished_at": None, "prefect_url": prefect_url,
+                    "host": socket.gethostname(), "versions": versions(), "message": None}
+        self._write("running")
+
+    def finish(self, status: str, message: str | None = None) -> None:
+        self.row.update(finished_at=datetime.now(timezone.utc), message=message)
+        self._write(status)
+
+    def _write(self, status: str) -> None:
+        self.row["status"] = status
+        self.store.write("runs", f"{self.row['run_id']}-{status}", [self.row])
+
+
+def headline(store: Store, cid: str) -> dict[str, float]:
+    """A cell's headline numbers: its mean score per domain (slice all, prompt map 0, 0 shots)."""
+    t = store.read_key("metrics", cid).to_pylist() if store.exists("metrics", cid) else []
+    by: dict[str, list[float]] = {}
+    for r in t:
+        if r["slice"] == "all" and r["prompt_map"] == 0 and r["shots"] == 0:
+            by.setdefault(r["domain"], []).append(r["value"])
+    return {d: sum(v) / len(v) for d, v in sorted(by.items())}
