@@ -27,11 +27,19 @@ def cmd_validate(args) -> int:
 
 def cmd_run(args) -> int:
     cfg = _validate_or_exit(args.config, args.results)
-    from flows.study import study
+    from flows.server import ServerDidNotStart, local_api
+
+    try:
+        with local_api():
+            from flows.study import study
+
+            state = study(config_path=args.config, results_dir=args.results, validated=True, return_state=True)
+    except ServerDidNotStart as e:
+        print(e, file=sys.stderr)
+        return 1
     from ftscope.report import build_report, study_report
     from ftscope.store import Store
 
-    state = study(config_path=args.config, results_dir=args.results, validated=True, return_state=True)
     store = Store(cfg.results_dir)
     print("\n" + study_report(store, cfg.study))
     page = build_report(store, args.report, cfg.study) if args.report else (

@@ -65,11 +65,36 @@ def cell_runs(cell_ids: list[str]) -> dict[str, object]:
     return out
 
 
+def dead_study_runs(store: Store, study: str) -> list[dict]:
+    """Study runs recorded as running whose process is gone (checked on this host only)."""
+    import socket
+
+    from ftscope.store import _alive
+
+    last: dict[str, dict] = {}
+    for r in sorted(store.read("runs").to_pylist(), key=lambda r: (r["started_at"], r["finished_at"] is not None)):
+        last[r["run_id"]] = r
+    return [r for r in last.values() if r["study"] == study and r["status"] == "running"
+            and r["host"] == socket.gethostname() and r["pid"] is not None and not _alive(r["pid"])]
+
+
 def mark_zombies(cfg, store: Store) -> list[str]:
-    """Cell runs that Prefect still shows running though their worker died: marked Crashed."""
+    """Runs that Prefect still shows running though their worker died: cell runs (their claim is free
+    and they wrote no result) and study runs (their process is gone), marked Crashed."""
+    from datetime import datetime, timezone
+
     from prefect.states import Crashed
 
     from tasks.dispatch import crashed
+
+    with get_client(sync_client=True) as client:
+        for r in dead_study_runs(store, cfg.study):
+            try:
+                client.set_flow_run_state(r["run_id"], Crashed(message="its process died"), force=True)
+            except Exception:  # noqa: BLE001 -- a run of another server, or already gone
+                pass
+            store.write("runs", f"{r['run_id']}-crashed", [{**r, "status": "crashed", "message": "its process died",
+                                                            "finished_at": datetime.now(timezone.utc)}])
 
     latest = store.latest_cells()
     planned = [r["cell_id"] for r in store.read("plan").to_pylist() if r["study"] == cfg.study]

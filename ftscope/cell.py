@@ -179,7 +179,8 @@ def run_cell(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, 
     `keep`: leave its checkpoint for cells that start from it. `owner`: recorded in the claim."""
     with exclusive(checkpoints.claim_of(cfg, cid), owner=owner):
         done = [r for r in store.attempts(cid) if r["status"] == "done"]
-        if done:
+        needed = keep and not checkpoints.available(cfg, cid)  # a child needs the checkpoint, released since
+        if done and not needed:
             log.info("[%s] already done (by another run): skipped", cell.label)
             return done[-1]
         return _run(cfg, study, cell, cid, ctx, store, parent_id, keep)

@@ -7,6 +7,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 
 from ftscope import generation
+from ftscope.faults import kill_point
 from ftscope.metrics import contains
 from ftscope.prompts import Prompter, encode
 
@@ -57,6 +58,7 @@ def score_mastery(model, tokenizer, items: list[dict], prompter: Prompter, cfg: 
                                   max_new_tokens=cfg.max_new_tokens, num_samples=cfg.n_sample,
                                   temperature=cfg.temperature, seeds=seeds, stop=prompter.spec.generation.stop,
                                   token_budget=token_budget, progress=_every(30, cfg.n_sample))
+    kill_point("mastery")
     rows, start = [], 0
     for it, qs in zip(items, asked):
         outs, start = samples[start:start + len(qs)], start + len(qs)

@@ -1,7 +1,7 @@
 """Loading models and tokenizers by hub id or local path, and saving them as HF checkpoints."""
 
+import logging
 import threading
-from pathlib import Path
 
 import torch
 
@@ -27,6 +27,8 @@ def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = Fals
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    if trust_remote_code:
+        logging.getLogger("ftscope.models").warning("trust_remote_code is on: %s runs its own Python code", path)
     placement = {}
     if gpus and len(gpus) > 1:
         placement = {"device_map": "auto", "max_memory": {
@@ -50,15 +52,3 @@ def base_model_path(model_cfg, data, cache_dir: str) -> str:
 
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def check_model_source(path: str) -> str | None:
-    """A problem with a model path, or None. Local dirs must hold a config; anything else is a hub id."""
-    p = Path(path)
-    if p.is_dir():
-        return None if (p / "config.json").exists() else f"{path}: directory has no config.json"
-    if path.startswith((".", "/", "~")) or p.suffix:
-        return f"{path}: no such local model directory"
-    if path.count("/") != 1:
-        return f"{path}: not a local directory and not a hub id of the form 'org/name'"
-    return None

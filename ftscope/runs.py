@@ -1,6 +1,7 @@
 """A study's flow runs in the store (`runs`): its resolved config, when it ran, where, its Prefect link
 and how it ended, so that a report or `status` needs nothing but the store."""
 
+import os
 import socket
 import uuid
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ class RunRecord:
         self.row = {"run_id": run_id or uuid.uuid4().hex, "study": cfg.study, "kind": cfg.kind,
                     "config": yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
                     "started_at": datetime.now(timezone.utc), "finished_at": None, "prefect_url": prefect_url,
-                    "host": socket.gethostname(), "versions": versions(), "message": None}
+                    "host": socket.gethostname(), "pid": os.getpid(), "versions": versions(), "message": None}
         self._write("running")
 
     def finish(self, status: str, message: str | None = None) -> None:

@@ -18,6 +18,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from ftscope.faults import kill_point
+
 SCHEMA_VERSION = 2
 STAGING = ".staging"
 
@@ -48,8 +50,8 @@ SCHEMAS: dict[str, pa.Schema] = {
                          ("top5_share", _f), ("top10_share", _f), ("measure", _s), ("region", _s)]),
     # one row per flow run of a study, when it starts and when it ends
     "runs": pa.schema([("run_id", _s), ("study", _s), ("kind", _s), ("status", _s), ("config", _s),
-                       ("started_at", _ts), ("finished_at", _ts), ("prefect_url", _s), ("host", _s), ("versions", _s),
-                       ("message", _s)]),
+                       ("started_at", _ts), ("finished_at", _ts), ("prefect_url", _s), ("host", _s), ("pid", _i),
+                       ("versions", _s), ("message", _s)]),
     "restoration": pa.schema([("cell_id", _s), ("parent_cell", _s), ("k_percent", _f), ("strategy", _s),
                               ("matrix", _s), ("n_elements", _i), ("n_restored", _i), ("fraction_restored", _f),
                               ("threshold", _f), ("undone_share", _f)]),
@@ -93,6 +95,7 @@ class Store:
         tmp = f"{staging}/{table}.{key}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         with self.fs.open_output_stream(tmp) as out:
             pq.write_table(data, out)
+        kill_point(f"store:{table}")
         self.fs.move(tmp, final)
         return final
 

@@ -1,11 +1,13 @@
 """`ftscope validate`: every problem with a study config, found before anything expensive runs."""
 
+import sys
 from collections import Counter
 from pathlib import Path
 
 from ftscope.config import ConfigError, load_config
-from ftscope.models import check_model_source
+from ftscope.sources import model_problem
 from ftscope.train.deepspeed import deepspeed_config
+from ftscope.train.launcher import launcher_executable
 
 
 def validate(path: str, results_dir: str | None = None, calibrate: bool = False):
@@ -39,9 +41,18 @@ def check_config(cfg, calibrate: bool = False) -> tuple[list[str], list[str]]:
     from ftscope.methods import RECIPES
 
     full = sorted({RECIPES.get(c.method).name for c in cells if RECIPES.get(c.method).full_weights})
+    gpus_here = _gpus_here()
     for m in cfg.models:
-        if m.path and (problem := check_model_source(m.path)):
+        if m.path and (problem := model_problem(m.path)):
             problems.append(f"models.{m.name}.path: {problem}")
+        if m.gpus and cfg.dispatch == "local" and m.gpus > gpus_here:
+            problems.append(f"models.{m.name}.gpus: {m.gpus} GPUs per cell but this machine has {gpus_here}; "
+                            f"set gpus: 0 to run on the CPU, or dispatch: deployments to run cells on GPU workers")
+        if m.processes > 1 and m.launcher == "deepspeed" and launcher_executable("deepspeed") is None:
+            problems.append(f"models.{m.name}.launcher: the `deepspeed` launcher is not installed beside this Python "
+                            f"({sys.executable}) nor on PATH; pip install 'ftscope[deepspeed]', or use torchrun")
+        if m.trust_remote_code:
+            notes.append(f"models.{m.name}: trust_remote_code is on: this model's own Python code will run")
         elif m.path and full and (quant := quantization_of(m.path)):
             problems.append(f"models.{m.name}.path: the checkpoint is quantized ({quant}) and cannot be fully "
                             f"fine-tuned by {', '.join(full)}; use the unquantized weights, or only base/lora")
@@ -52,6 +63,12 @@ def check_config(cfg, calibrate: bool = False) -> tuple[list[str], list[str]]:
     if not problems:
         notes += study.costs(cfg, calibrate)
     return problems, notes
+
+
+def _gpus_here() -> int:
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def quantization_of(path: str) -> str | None:

@@ -102,7 +102,7 @@ def methods_store(smoke_config, smoke_base, prefect_harness, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("methods")
     raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/smoke-methods.yaml").read_text())
-    raw.update(extends=smoke_config, results_dir=str(root / "results"))
+    raw.update(extends=smoke_config, results_dir=str(root / "results"), artifacts_dir=str(root / "artifacts"))
     path = root / "methods.yaml"
     path.write_text(yaml.safe_dump(raw))
     assert study(config_path=str(path), return_state=True).is_completed()

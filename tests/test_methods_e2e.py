@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _variant(smoke_config, tmp_path, **over):
     raw = yaml.safe_load((ROOT / "configs/smoke-methods.yaml").read_text())
-    raw.update(extends=smoke_config, results_dir=str(tmp_path / "results"), **over)
+    raw.update(extends=smoke_config, results_dir=str(tmp_path / "results"), artifacts_dir=str(tmp_path / "a"), **over)
     path = tmp_path / "methods.yaml"
     path.write_text(yaml.safe_dump(raw))
     return str(path)
@@ -47,7 +47,8 @@ def test_sft_lora_restore_cells(smoke_config, smoke_base, prefect_harness, tmp_p
     assert region[cells["restore-top100"]["cell_id"]]["sum_change"] == 0.0 == region[cells["base"]["cell_id"]]["sum_change"]
     assert 0 < region[cells["sft"]["cell_id"]]["top1_share"] < region[cells["sft"]["cell_id"]]["top10_share"] <= 1
     # every restore cell is done, so the parent checkpoint is released (keep_checkpoints is off)
-    assert not cell_dir(cfg.model_copy(update={"study": "smoke-methods"}), cells["sft"]["cell_id"]).exists()
+    assert not cell_dir(cfg.model_copy(update={"study": "smoke-methods", "artifacts_dir": str(tmp_path / "a")}),
+                        cells["sft"]["cell_id"]).exists()
 
     # Re-running reuses everything; adding a k re-trains only the parent whose checkpoint was released.
     assert study(config_path=path, return_state=True).is_completed()

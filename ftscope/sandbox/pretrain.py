@@ -2,13 +2,16 @@
 corpus on the CPU, saved as a normal HF checkpoint and cached by a fingerprint of its inputs."""
 
 import logging
+import os
 import shutil
+import uuid
 from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ftscope.fingerprint import fingerprint
+from ftscope.locks import exclusive
 from ftscope.prompts import dataset_texts
 from ftscope.studydata import StudyData
 from ftscope.train.trainer import quiet
@@ -58,10 +61,17 @@ def sandbox_model_dir(spec: SandboxModel, data: StudyData, cache_dir: str) -> Pa
 
 
 def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str) -> str:
-    """Pretrain (or reuse) the sandbox base model; returns its checkpoint directory."""
+    """Pretrain (or reuse) the sandbox base model; returns its checkpoint directory. Runs that need the
+    same model at once pretrain it once: the others wait for the first's lock, then reuse it."""
     out = sandbox_model_dir(spec, data, cache_dir)
-    if (out / "config.json").exists():
-        return str(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(out.with_name(out.name + ".lock")):
+        if not (out / "config.json").exists():
+            _pretrain(spec, data, out)
+    return str(out)
+
+
+def _pretrain(spec: SandboxModel, data: StudyData, out: Path) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
 
     torch.manual_seed(spec.seed)
@@ -75,7 +85,7 @@ def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str) -> 
     blocks = _pack(tok, data.documents, spec.block_size)
     log.info("pretraining sandbox model: %.2fM parameters, %d blocks of %d tokens, %d epochs",
              model.num_parameters() / 1e6, len(blocks), spec.block_size, spec.epochs)
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # unique per writer
     args = TrainingArguments(
         output_dir=str(tmp / "trainer"), num_train_epochs=spec.epochs, per_device_train_batch_size=spec.batch_size,
         learning_rate=spec.lr, lr_scheduler_type="cosine", warmup_steps=0.1, weight_decay=0.01,
@@ -89,7 +99,6 @@ def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str) -> 
     shutil.rmtree(tmp / "trainer", ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
-    return str(out)
 
 
 def _pack(tok, documents: list[str], block_size: int) -> list[torch.Tensor]:

@@ -230,8 +230,11 @@ def validate(cfg) -> list[str]:
         data = load_data(cfg)
     except (ValueError, KeyError, FileNotFoundError) as e:
         return [f"data: {e}"]
+    from ftscope.studies.k import prompt_problems
+
     for name in cfg.data.test:
         ds = data.dataset(name)
+        problems += prompt_problems(cfg, ds)
         need = max(shots_of(cfg, ds.spec))
         if len(ds.demos) < need:
             problems.append(f"data: {name} has {len(ds.demos)} demonstrations; {need} shots asked")

@@ -7,6 +7,7 @@ domain (in/out of domain) and test mastery level, KL, parameter change.
 """
 
 import logging
+from pathlib import Path
 from typing import Literal, Union
 
 import numpy as np
@@ -18,12 +19,14 @@ from ftscope.datasets.formats import Where
 from ftscope.divergence import KLConfig, kl_rows, token_kl
 from ftscope.evaluate import predict, result_rows, score
 from ftscope.fingerprint import fingerprint, model_fingerprint
+from ftscope.locks import exclusive
 from ftscope.mastery import MasteryConfig, phrasings, score_mastery
 from ftscope.methods.recipe import check_methods
 from ftscope.models import load_model, load_tokenizer
 from ftscope.params import ParamsConfig, change_stats, zero_weight_warning
 from ftscope.plan import expand
 from ftscope.prompts import Prompter
+from ftscope.sources import data_problem
 from ftscope.studies.study import Study, register
 from ftscope.studydata import StudyData, cached_data, local_files
 from ftscope.train.gpus import hold_gpus
@@ -147,6 +150,13 @@ def prepare(cfg, model, base_path: str, data: StudyData, store) -> dict[str, int
     share the scores."""
     fp = mastery_fingerprint(cfg, model, base_path, data)
     key = f"{model.name}-{fp}"
+    with exclusive(Path(cfg.artifacts_dir) / "claims" / f"mastery-{key}.lock"):  # concurrent runs score once
+        _score_once(cfg, model, base_path, data, store, fp, key)
+    table = store.read_key("mastery", key)
+    return dict(zip(table["item_id"].to_pylist(), table["level"].to_pylist()))
+
+
+def _score_once(cfg, model, base_path: str, data: StudyData, store, fp: str, key: str) -> None:
     same = [k for k in store.keys("mastery") if k.endswith(f"-{fp}")]
     if not store.exists("mastery", key) and same:
         rows = store.read_key("mastery", same[0]).to_pylist()
@@ -163,8 +173,6 @@ def prepare(cfg, model, base_path: str, data: StudyData, store) -> dict[str, int
                  "n_sample": cfg.mastery.n_sample, "temperature": cfg.mastery.temperature}
         store.write("mastery", key, [{**r, **extra} for r in rows])
         log.info("scored mastery of %d items for %s", len(rows), model.name)
-    table = store.read_key("mastery", key)
-    return dict(zip(table["item_id"].to_pylist(), table["level"].to_pylist()))
 
 
 def training_pool(items: list[dict], levels: dict[str, int], level: str) -> list[dict]:
@@ -277,7 +285,29 @@ def validate(cfg) -> list[str]:
                             f"sample count {max(cfg.grid.sample_counts)}; raise facts_per_id_relation")
     elif spec.source.format == "entityquestions" and not (cfg.data.path or spec.source.model_extra.get("path")):
         problems.append("data.path: EntityQuestions needs a local directory or a dataset id")
+    if cfg.data.path and (problem := data_problem(cfg.data.path)):
+        problems.append(f"data.path: {problem}")
+    if problems:
+        return problems
+    try:  # read the records now: a broken file is named (file, record, field) before any pretraining
+        data = load_data(cfg)
+    except (ValueError, KeyError, OSError) as e:
+        return [f"data: {e}"]
+    ds = the_dataset(data)
+    if not ds.split("test") or not [it for it in ds.items if it["split"] == "train" and it["domain"] == "id"]:
+        problems.append(f"data: {ds.name} has {len(ds.split('test'))} test items and no in-domain training items "
+                        f"(in-domain relations: {cfg.data.id_relations or spec.groups.get('id')})")
+    problems += prompt_problems(cfg, ds)
     return problems + _stored_capacity(cfg)
+
+
+def prompt_problems(cfg, ds) -> list[str]:
+    """A model's own prompt template may only use fields the items have."""
+    from ftscope.datasets.spec import placeholders
+
+    have = set(ds.items[0]) if ds.items else set()
+    return [f"models.{m.name}.prompt.template: {{{f}}} is not a field of {ds.name}'s items (fields: {sorted(have)})"
+            for m in cfg.models if m.prompt.template for f in sorted(placeholders(m.prompt.template) - have)]
 
 
 def _stored_capacity(cfg) -> list[str]:

@@ -3,7 +3,9 @@ through the launcher. A retried cell resumes from the last checkpoint its earlie
 
 import json
 import logging
+import os
 import shutil
+from pathlib import Path
 
 import torch
 
@@ -16,10 +18,21 @@ from ftscope.train.trainer import has_checkpoint, train, training_arguments
 log = logging.getLogger("ftscope.cell")
 
 
+def owned(folder: Path) -> bool:
+    """Only resume from trainer state this user wrote in the cell's own directory: DeepSpeed's resume
+    unpickles it. Anything else there is removed, and training starts over."""
+    uid = os.getuid()
+    if all(f.stat().st_uid == uid for f in folder.rglob("*")):
+        return True
+    log.warning("%s holds files of another user: not resumed, removed", folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    return False
+
+
 def fit(run, examples: list[dict], *, lr: float, lora: LoraConfig | None = None) -> Built:
     """The fine-tuned model of `run` (a CellRun); LoRA when `lora` is given."""
     model_cfg, work = run.model_cfg, run.work
-    resume = has_checkpoint(work / "trainer")
+    resume = has_checkpoint(work / "trainer") and owned(work / "trainer")
     shutil.rmtree(work / "model", ignore_errors=True)  # a half-written one from an earlier attempt
     if model_cfg.processes == 1:
         args = training_arguments(run.cfg.train, str(work / "trainer"), lr=lr, seed=run.cell.seed)

@@ -60,6 +60,16 @@ def free_port() -> int:
                 return port
 
 
+def launcher_executable(name: str) -> str | None:
+    """The launcher installed beside the running interpreter (its virtual environment), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    import shutil
+
+    return shutil.which(name)
+
+
 def command(module_args: list[str], nproc: int, port: int, launcher: str = "torchrun") -> list[str]:
     if launcher == "torchrun":
         return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--nnodes=1",
@@ -67,7 +77,10 @@ def command(module_args: list[str], nproc: int, port: int, launcher: str = "torc
     if launcher == "deepspeed":
         if module_args[0] != "-m":
             raise ValueError("the deepspeed launcher runs modules: pass ['-m', module, ...]")
-        return ["deepspeed", f"--num_gpus={nproc}", f"--master_port={port}", "--module", *module_args[1:]]
+        exe = launcher_executable("deepspeed")
+        if exe is None:
+            raise LaunchError(f"the deepspeed launcher is not installed beside {sys.executable} nor on PATH")
+        return [exe, f"--num_gpus={nproc}", f"--master_port={port}", "--module", *module_args[1:]]
     raise ValueError(f"unknown launcher {launcher!r}; use torchrun or deepspeed")
 
 

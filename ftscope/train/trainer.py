@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from ftscope.faults import kill_point
+
 log = logging.getLogger("ftscope.train")
 
 
@@ -84,6 +86,7 @@ class EpochLog(_callback_base()):
                      logs.get("train_samples_per_second", 0.0), logs.get("train_loss", float("nan")))
 
     def on_epoch_end(self, args, state, control, **kw):
+        kill_point("train")
         now = time.monotonic()
         if now - self.last >= self.every_s or state.global_step >= state.max_steps:
             self.last = now
