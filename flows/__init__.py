@@ -5,7 +5,8 @@ Defaults set here, before Prefect is imported (each one an environment variable 
   run logs: Prefect attaches its API handler to the `ftscope` logger, which passes INFO;
 - no anonymous usage reports: offline, the ephemeral server's telemetry call fails every ten minutes;
 - the temporary local API gets 120 s to start (a busy 2-core machine misses Prefect's default);
-- no per-step progress bars when the output is not a terminal.
+- no per-step progress bars when the output is not a terminal;
+- DeepSpeed told it runs on the CPU when there is no NVIDIA device (else it warns in every process).
 """
 
 import logging
@@ -21,4 +22,6 @@ if not sys.stdout.isatty():
     for var in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS", "TQDM_DISABLE"):
         os.environ.setdefault(var, "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+if not os.path.exists("/dev/nvidiactl"):
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
 logging.getLogger("ftscope").setLevel(logging.INFO)

@@ -4,7 +4,7 @@ its own infrastructure and GPU request, when the config says `dispatch: deployme
 from prefect import flow
 from prefect.runtime import flow_run
 
-from ftscope.cell import Cell, ModelContext
+from ftscope.cell import Cell, ModelContext, pin_threads
 from ftscope.config import parse_config
 from ftscope.plan import PlannedCell
 from tasks.study import base_model_task, cell_task, prepare_data_task, prepare_model_task
@@ -17,6 +17,7 @@ def cell(config: dict, cell: dict, cell_id: str, parent_id: str | None = None, k
     mapping, as `ftscope submit` sends it). Data, base model and the model's preparation come from the
     caches and the store the study flow filled before dispatching."""
     cfg = parse_config(config)
+    pin_threads(cfg)
     c = Cell(cell["model"], cell["method"], tuple((k, v) for k, v in cell["axes"]), cell["seed"],
              tuple((k, v) for k, v in cell["params"]))
     data = prepare_data_task(cfg)

@@ -42,6 +42,7 @@ def cmd_run(args) -> int:
 
     store = Store(cfg.results_dir)
     print("\n" + study_report(store, cfg.study))
+    _print_comparisons(store, cfg.study)
     page = build_report(store, args.report, cfg.study) if args.report else (
         os.path.join(cfg.results_dir, "report", "report.html") if store.local else None)
     print(f"\nresults: {cfg.results_dir}  (ftscope status {cfg.results_dir})")
@@ -80,22 +81,29 @@ def cmd_status(args) -> int:
     return 1 if counts.get("failed") else 0
 
 
-def cmd_report(args) -> int:
-    from ftscope.report import build_report, comparison_rows, study_report
+def _print_comparisons(store, study: str | None) -> None:
+    """The verdict table: each finding of the paper, the measured difference, its interval, the verdict."""
+    from ftscope.report import comparison_rows
     from ftscope.report.page import table_text
     from ftscope.report.summary import Results
-    from ftscope.store import Store
     from ftscope.studies import STUDIES
 
-    store = Store(args.results)
-    print(study_report(store, args.study))
     for name, kind in sorted({(r["study"], r["kind"]) for r in store.read("plan").to_pylist()
-                              if not args.study or r["study"] == args.study}):
+                              if not study or r["study"] == study}):
         if kind in STUDIES:
             comps = STUDIES.get(kind).comparisons(Results(store, name))
             if comps:
-                print(f"\n{name}: comparisons (A - B on the same test items, 95% paired bootstrap)")
+                print(f"\n{name}: the paper's findings here (A - B on the same test items, 95% paired bootstrap)")
                 print(table_text(comparison_rows(comps)))
+
+
+def cmd_report(args) -> int:
+    from ftscope.report import build_report, study_report
+    from ftscope.store import Store
+
+    store = Store(args.results)
+    print(study_report(store, args.study))
+    _print_comparisons(store, args.study)
     page = build_report(store, args.out or os.path.join(args.results, "report"), args.study)
     print(f"\nreport: {page}")
     if args.readme:

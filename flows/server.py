@@ -73,6 +73,13 @@ def local_api():
         os.environ["PREFECT_API_URL"] = url
         yield url
     finally:
+        if "prefect" in sys.modules:  # send the last log lines before the server goes
+            try:
+                from prefect.logging.handlers import APILogHandler
+
+                APILogHandler.flush()
+            except Exception:  # noqa: BLE001 -- logs are best effort; the store has the results
+                pass
         os.environ.pop("PREFECT_API_URL", None)
         proc.terminate()
         try:

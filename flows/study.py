@@ -13,7 +13,7 @@ from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.cell import cell_parameters
-from ftscope.cell import ModelContext
+from ftscope.cell import ModelContext, pin_threads
 from ftscope.config import ConfigError, parse_config, resolved_raw
 from ftscope.plan import pending
 from ftscope.runs import RunRecord
@@ -35,6 +35,7 @@ def study(config_path: str | None = None, results_dir: str | None = None, valida
     raw = config if config is not None else resolved_raw(config_path, {"results_dir": results_dir})
     cfg = parse_config(raw) if validated else _validated(raw)
     kind = STUDIES.get(cfg.kind)
+    pin_threads(cfg)
     store = Store(cfg.results_dir)
     store.sweep()  # temporaries of writers that died
     run = RunRecord(cfg, store, flow_run.ui_url, flow_run.id)

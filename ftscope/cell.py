@@ -165,6 +165,13 @@ def versions() -> str:
                        "transformers": transformers.__version__, "peft": peft.__version__})
 
 
+def pin_threads(cfg) -> None:
+    """CPU results depend on the number of threads a reduction is split over: use the config's when set
+    (the count is recorded in every cell's row either way)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+
 def runtime(gpus: list[int] | None) -> dict:
     """What a result may depend on beyond its config: where and how it ran."""
     device = f"cuda:{','.join(map(str, gpus))} {torch.cuda.get_device_name(gpus[0])}" if gpus else \

@@ -114,3 +114,17 @@ def test_the_html_report_loads_in_headless_chromium(methods_store, tmp_path):
     assert len(images) == len(K_FIGURES) and all(ok and width > 100 for ok, width, _ in images), images
     assert errors == [], json.dumps(errors)
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_the_readme_findings_are_rewritten_from_the_store(methods_store, tmp_path):
+    from ftscope.report import findings_markdown, rewrite_readme
+
+    _, results = methods_store
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- findings:smoke-methods -->\nold, typed by hand\n<!-- /findings:smoke-methods -->\nend\n")
+    assert rewrite_readme(readme, "smoke-methods", findings_markdown(Store(results), "smoke-methods"))
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("end\n") and "typed by hand" not in text
+    assert "| finding (paper) |" in text and "restoring the most-changed parameters" in text
+    assert "Spearman(R, times stated in pretraining)" in text and "accuracy (%) on" in text
+    assert not rewrite_readme(readme, "another-study", "x")  # no markers: nothing written

@@ -389,4 +389,10 @@ def _comparisons(results):
 STUDY = register(Study(kind="k", title="Study K: knowledge", sections=SECTIONS, load_data=load_data, grid=grid,
                        training_items=training_items, evaluate=evaluate, cell_config=cell_config, report=_tables,
                        prepare=prepare, check=check, validate=validate, costs=costs, figures=_figures,
-                       comparisons=_comparisons))
+                       comparisons=_comparisons, headline=lambda store, study: _headline(store, study)))
+
+
+def _headline(store, study):
+    from ftscope.studies.k_report import headline
+
+    return headline(store, study)

@@ -57,11 +57,89 @@ def mastery_summary(store: Store) -> str:
     return "\n".join(lines)
 
 
+def headline(store: Store, study: str | None = None) -> str:
+    """SFT and the base model: accuracy in and out of domain over the grid (mean over seeds), and KL."""
+    from ftscope.report.summary import Results
+
+    results = Results(store, study)
+    sft = [c for c in results.select(metric="contains", slice="all", prompt_map=0, shots=0) if c.method in
+           ("sft", "base", "lora")]
+    kl = results.select(metric="kl", slice="all", domain="id", method="sft")
+    counts = sorted({c.axes["n"] for c in sft if "n" in c.axes})
+    head = f"{'method':<7}{'level':<7}" + "".join(f"{'ID n=' + str(n):>10}" for n in counts) + \
+        "".join(f"{'OOD n=' + str(n):>11}" for n in counts) + "".join(f"{'KL n=' + str(n):>10}" for n in counts)
+    lines = [head, "-" * len(head)]
+    for method in ("base", "sft", "lora"):
+        levels = sorted({c.axes.get("level", "none") for c in sft if c.method == method},
+                        key=lambda v: (v == "mixed", v))
+        for lvl in levels:
+            def cell(conds, n, scale=100, fmt=".1f"):
+                c = next((c for c in conds if c.axes.get("n", 0) in (n, 0) and c.axes.get("level", "none") == lvl),
+                         None)
+                return f"{scale * c.value:{fmt}}" if c else "-"
+            row = [c for c in sft if c.method == method]
+            lines.append(f"{method:<7}{lvl:<7}" + "".join(f"{cell([c for c in row if c.domain == 'id'], n):>10}"
+                                                          for n in counts)
+                         + "".join(f"{cell([c for c in row if c.domain == 'ood'], n):>11}" for n in counts)
+                         + "".join(f"{cell(kl, n, 1, '.3f') if method == 'sft' else '-':>10}" for n in counts))
+    seeds = max((c.seeds for c in sft), default=0)
+    n_id = next((c.n for c in sft if c.domain == "id"), 0)
+    n_ood = next((c.n for c in sft if c.domain == "ood"), 0)
+    return (mastery_check(store) + f"\naccuracy (%) on {n_id} ID and {n_ood} OOD test facts, mean over {seeds} "
+            f"seed(s); KL on the ID facts\n" + "\n".join(lines))
+
+
+def mastery_check(store: Store) -> str:
+    """How the scored facts spread over the levels, and (sandbox) whether mastery tracks exposure."""
+    from scipy.stats import spearmanr
+
+    rows = store.read("mastery").to_pylist()
+    if not rows:
+        return ""
+    train = [sum(r["level"] == lvl for r in rows if r["split"] == "train" and r["domain"] == "id") for lvl in range(5)]
+    line = f"mastery of {len(rows)} facts; ID training facts per level 0..4: {' / '.join(map(str, train))}"
+    known = [r for r in rows if r["exposure"] >= 0]
+    if known:
+        rho = spearmanr([r["exposure"] for r in known], [r["r"] for r in known]).statistic
+        line += f"; Spearman(R, times stated in pretraining) = {rho:.2f}"
+    return line
+
+
+def change_summary(store: Store, study: str | None = None) -> str:
+    """The parameter-level picture: how concentrated each SFT cell's change is, and how much of each
+    matrix type's change restoring the top k% undoes."""
+    where = f"AND c.study = '{study}'" if study else ""
+    try:
+        shares = store.sql(f"""SELECT count(*), min(top1_share), median(top1_share), max(top1_share),
+                                      sum(n_zero_base), any_value(measure)
+                               FROM params p JOIN cells c USING (cell_id) SEMI JOIN plan USING (cell_id)
+                               WHERE p.scope = 'region' AND c.method = 'sft' {where}""").fetchall()[0]
+        undone = store.sql(f"""SELECT r.k_percent, r.matrix, avg(r.undone_share), count(*)
+                               FROM restoration r JOIN cells c USING (cell_id) SEMI JOIN plan USING (cell_id)
+                               WHERE r.strategy = 'top' {where} GROUP BY ALL ORDER BY ALL""").fetchall()
+    except Exception:  # noqa: BLE001 -- no SFT or restore cells yet
+        return "parameter change: no SFT cells yet"
+    n, lo, med, hi, zeros, measure = shares
+    if not n:
+        return "parameter change: no SFT cells yet"
+    lines = [f"parameter change ({measure}): the top 1% of elements holds {100 * lo:.0f}-{100 * hi:.0f}% "
+             f"(median {100 * med:.0f}%) of the total change over {n} SFT cells (paper: about 70%); "
+             f"{zeros} base weights are exactly 0"]
+    if undone:
+        mats = sorted({m for _, m, _, _ in undone}, key=["q", "k", "v", "o", "gate", "up", "down", "other"].index)
+        lines.append("share of each matrix type's change undone by restoring the top k% (mean over restore cells)")
+        lines.append(f"{'k %':>6}" + "".join(f"{m:>8}" for m in mats))
+        for k in sorted({k for k, *_ in undone}):
+            vals = {m: v for kk, m, v, _ in undone if kk == k}
+            lines.append(f"{k:>6g}" + "".join(f"{100 * vals[m]:>7.0f}%" if m in vals else f"{'-':>8}" for m in mats))
+    return "\n".join(lines)
+
+
 def study_report(store: Store, study: str | None = None) -> str:
     """Everything the CLI prints at the end of a Study K run."""
     parts = [mastery_summary(store)]
     parts += [accuracy_table(store, domain, study) for domain in ("id", "ood")]
-    parts += [kl_table(store, "id", study)]
+    parts += [kl_table(store, "id", study), change_summary(store, study)]
     return "\n\n".join(parts)
 
 

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import torch
@@ -16,6 +17,9 @@ from ftscope.train.lora import LoraConfig, wrap_lora
 from ftscope.train.trainer import has_checkpoint, train, training_arguments
 
 log = logging.getLogger("ftscope.cell")
+# In-process training seeds torch's global RNG (model init of LoRA adapters, the Trainer's data order):
+# two cells training at once in one process would draw from it in turn and change each other's result.
+_IN_PROCESS = threading.Lock()
 
 
 def owned(folder: Path) -> bool:
@@ -37,10 +41,11 @@ def fit(run, examples: list[dict], *, lr: float, lora: LoraConfig | None = None)
     if model_cfg.processes == 1:
         args = training_arguments(run.cfg.train, str(work / "trainer"), lr=lr, seed=run.cell.seed)
         model = run.load()
-        if lora is not None:
-            model = wrap_lora(model, lora)
-        torch.manual_seed(run.cell.seed)
-        train(model, run.tokenizer, examples, args, resume=resume)
+        with _IN_PROCESS:  # results must not depend on which other cells run beside this one
+            torch.manual_seed(run.cell.seed)
+            if lora is not None:
+                model = wrap_lora(model, lora)
+            train(model, run.tokenizer, examples, args, resume=resume)
         return Built(model.eval(), base_view="adapter_off" if lora is not None else "load")
 
     out = work / ("adapter" if lora is not None else "model")
