@@ -53,6 +53,20 @@ def test_study_k_report_from_the_store(methods_store, tmp_path):
     assert any(v in html for v in ("reproduced", "not distinguishable", "contradicted"))
 
 
+def test_study_k_comparisons_pair_every_test_item(methods_store):
+    """Study K stores an item's score under its mastery level only: the `all` slice must still pair them."""
+    from ftscope.report.summary import Results
+    from ftscope.studies import STUDIES
+
+    _, results = methods_store
+    store = Store(results)
+    r = Results(store)
+    n_id = {m["n"] for m in store.read("metrics").to_pylist() if m["domain"] == "id" and m["slice"] == "all"}
+    comps = STUDIES.get("k").comparisons(r)
+    assert len(comps) >= 3 and {c.n for c in comps} == n_id  # every ID test item, on both arms
+    assert all(c.verdict in ("reproduced", "not distinguishable", "contradicted") for c in comps)
+
+
 def test_study_g_report_from_the_store(g_store, tmp_path):
     page = build_report(Store(g_store), tmp_path / "out")
     html = page.read_text()

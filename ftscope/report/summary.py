@@ -90,13 +90,16 @@ class Results:
                 cond.lo, cond.hi = bootstrap_mean(list(self.item_values(cond).values()))
 
     def scores(self) -> dict[tuple, dict[str, float]]:
-        """(cell, dataset, domain, slice, prompt map, shots, metric) -> {item id: value}."""
+        """(cell, dataset, domain, slice, prompt map, shots, metric) -> {item id: value}. An item is stored
+        once, under its own slice (Study K: its mastery level); the `all` slice is the union of them."""
         if self._scores is None:
             self._scores = defaultdict(dict)
             t = self.store.read("scores", done_only=True)
             cols = [t[c].to_pylist() for c in ("cell_id",) + KEY + ("item_id", "value")]
-            for cid, *key, item, value in zip(*cols):
-                self._scores[(cid, *key)][item] = value
+            for cid, dataset, domain, slice_, *rest, item, value in zip(*cols):
+                self._scores[(cid, dataset, domain, slice_, *rest)][item] = value
+                if slice_ != "all":
+                    self._scores[(cid, dataset, domain, "all", *rest)][item] = value
         return self._scores
 
     def item_values(self, cond: Condition) -> dict[str, float]:
