@@ -73,13 +73,15 @@ def local_api():
         os.environ["PREFECT_API_URL"] = url
         yield url
     finally:
-        if "prefect" in sys.modules:  # send the last log lines before the server goes
-            try:
-                from prefect.logging.handlers import APILogHandler
+        if "prefect" in sys.modules:  # send the last log lines and events before the server goes (else
+            try:  # Prefect's exit hook retries them against a dead server for a minute)
+                from prefect.events.worker import EventsWorker
+                from prefect.logging.handlers import APILogWorker
 
-                APILogHandler.flush()
-            except Exception:  # noqa: BLE001 -- logs are best effort; the store has the results
-                pass
+                APILogWorker.drain_all(timeout=5)
+                EventsWorker.drain_all(timeout=5)
+            except Exception as e:  # noqa: BLE001 -- logs are best effort; the store has the results
+                print(f"(could not send the last log lines to the temporary Prefect server: {e})", file=sys.stderr)
         os.environ.pop("PREFECT_API_URL", None)
         proc.terminate()
         try:

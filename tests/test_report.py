@@ -83,7 +83,7 @@ def test_cli_report_and_results(methods_store, tmp_path):
     out = subprocess.run([sys.executable, "-m", "flows.cli", "report", results, "--out", str(tmp_path / "r")],
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    assert "accuracy (%) on id_test" in out.stdout and "comparisons" in out.stdout and "report.html" in out.stdout
+    assert "accuracy (%) on id_test" in out.stdout and "the paper's findings here" in out.stdout and "report.html" in out.stdout
     q = subprocess.run([sys.executable, "-m", "flows.cli", "results", results, "--table", "metrics", "--where",
                         "domain = 'id' AND slice = 'all'", "--format", "csv"], capture_output=True, text=True, cwd=ROOT)
     assert q.returncode == 0 and q.stdout.splitlines()[0].startswith("cell_id,task,dataset")
