@@ -66,9 +66,10 @@ def findings_markdown(store: Store, study: str) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for c in comps:
         scale = 1 if "KL" in c.claim else 100
-        diff = "-" if c.n == 0 else f"{scale * c.diff:+.1f}" if scale == 100 else f"{c.diff:+.3f}"
-        ci = "-" if c.n == 0 else (f"[{scale * c.lo:+.1f}, {scale * c.hi:+.1f}]" if scale == 100
-                                   else f"[{c.lo:+.3f}, {c.hi:+.3f}]")
+        # enough decimals that an interval narrower than a point still shows its ends
+        digits = 3 if scale == 1 else (2 if c.n and scale * (c.hi - c.lo) < 1 else 1)
+        diff = "-" if c.n == 0 else f"{scale * c.diff:+.{digits}f}"
+        ci = "-" if c.n == 0 else f"[{scale * c.lo:+.{digits}f}, {scale * c.hi:+.{digits}f}]"
         lines.append(f"| {c.claim} | {c.a} | {c.b} | {diff} | {ci} | {c.n} | {c.seeds} | **{c.verdict}** |")
     if headline:
         lines += ["", "```", headline, "```"]

@@ -86,7 +86,7 @@ def headline(store: Store, study: str | None = None) -> str:
     n_id = next((c.n for c in sft if c.domain == "id"), 0)
     n_ood = next((c.n for c in sft if c.domain == "ood"), 0)
     return (mastery_check(store) + f"\naccuracy (%) on {n_id} ID and {n_ood} OOD test facts, mean over {seeds} "
-            f"seed(s); KL on the ID facts\n" + "\n".join(lines))
+            f"seed(s); KL on the ID facts\n" + "\n".join(lines) + "\n\n" + change_summary(store, study))
 
 
 def mastery_check(store: Store) -> str:
