@@ -73,8 +73,10 @@ def local_api():
         os.environ["PREFECT_API_URL"] = url
         yield url
     finally:
-        if "prefect" in sys.modules:  # send the last log lines and events before the server goes (else
-            try:  # Prefect's exit hook retries them against a dead server for a minute)
+        # Send the last log lines and events while the server is up: left queued, Prefect's exit hook
+        # retries them against the stopped server for about a minute.
+        if "prefect" in sys.modules:
+            try:
                 from prefect.events.worker import EventsWorker
                 from prefect.logging.handlers import APILogWorker
 
