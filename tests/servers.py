@@ -4,6 +4,7 @@ start). Not a test module: conftest.py builds fixtures from these."""
 
 import glob
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,18 @@ import urllib.request
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+
+
+def gone(pid: int, timeout_s: float = 30) -> bool:
+    """Wait (blocking on a pidfd, no sleep) until process `pid`, ours or not, has exited."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout_s)[0])
+    finally:
+        os.close(fd)
 
 
 def free_port() -> int:

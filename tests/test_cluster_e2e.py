@@ -6,13 +6,13 @@ server leaves its progress and table artifacts on its flow run."""
 
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+from servers import gone
 
 from ftscope.locks import holder
 from ftscope.store import Store
@@ -70,17 +70,6 @@ def _wait_final(server, run_id, timeout=900):
     with temporary_settings({PREFECT_API_URL: server["url"]}):
         return asyncio.run(wait_for_flow_run(UUID(run_id), timeout=timeout, poll_interval=2)).state
 
-
-def _wait_exit(pid: int, timeout: float) -> bool:
-    """Block until process `pid` (not our child) has exited, through a pidfd: an event, not a sleep."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
 
 
 def _worker(server, tmp_path, n, kill_at: str | None = None):
@@ -145,7 +134,7 @@ def test_cluster_sweep_survives_a_killed_worker(prefect_server, smoke_config, sm
         killed = max(claims.glob("*.lock"), key=lambda f: f.stat().st_mtime).stem  # the cell that was running
         # the worker dies first, then the cell process that killed it: wait for that one to be gone
         if (owner := holder(claims / f"{killed}.lock")) is not None:
-            assert _wait_exit(owner["pid"], timeout=60), f"the claim's owner {owner} is still alive"
+            assert gone(owner["pid"], timeout_s=60), f"the claim's owner {owner} is still alive"
         assert holder(claims / f"{killed}.lock") is None  # the kernel released the dead owner's claim
         assert store.latest_cells().get(killed) is None  # it wrote nothing final
         worker = _worker(prefect_server, tmp_path, 3)

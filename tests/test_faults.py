@@ -4,13 +4,13 @@ duplicate rows, no stray temporaries and no orphan Prefect server; two runs of o
 each cell once."""
 
 import os
-import select
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+from servers import gone
 
 from ftscope.store import Store
 
@@ -39,17 +39,6 @@ def _our_servers() -> set[int]:
     return out
 
 
-def _gone(pid: int, timeout_s: float = 30) -> bool:
-    """Wait (blocking on a pidfd, no sleep) until the process has exited."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout_s)[0])
-    finally:
-        os.close(fd)
-
 
 def test_killed_runs_lose_nothing_and_leave_nothing_behind(smoke_config, smoke_base, tmp_path):
     path = _config(smoke_config, tmp_path)
@@ -59,7 +48,7 @@ def test_killed_runs_lose_nothing_and_leave_nothing_behind(smoke_config, smoke_b
                            capture_output=True, text=True, cwd=ROOT, timeout=900)
         assert r.returncode == -signal.SIGKILL, (point, r.stdout[-2000:], r.stderr[-2000:])
         orphans = _our_servers() - before
-        assert all(_gone(pid) for pid in orphans), f"temporary Prefect servers outlived a killed run: {orphans}"
+        assert all(gone(pid) for pid in orphans), f"temporary Prefect servers outlived a killed run: {orphans}"
     store = Store(str(tmp_path / "results"))
     assert list((tmp_path / "results" / ".staging").glob("*.tmp"))  # the write killed at its rename left one
     assert store.read("mastery").num_rows > 0  # scored before the training kill, kept
