@@ -153,6 +153,14 @@ def _pct(x: float) -> float:
     return 100 * x
 
 
+def _over_counts(ax, counts, pts: dict, label: str, color, scale: float = 100) -> None:
+    """One line over the sample counts from {n: condition}, with its 95% band; a gap where a count is missing."""
+    from ftscope.report.figures import line
+
+    at = lambda field: [scale * getattr(pts[n], field) if n in pts else None for n in counts]  # noqa: E731
+    line(ax, counts, at("value"), at("lo"), at("hi"), label, color)
+
+
 def _acc(results, **where):
     return results.select(metric="contains", prompt_map=0, shots=0, **where)
 
@@ -173,9 +181,7 @@ def sections(results, out):
         for ax, domain in zip(axes, ("id", "ood")):
             for i, lvl in enumerate(_levels(sft)):
                 pts = {c.axes["n"]: c for c in sft if c.domain == domain and c.axes["level"] == lvl}
-                line(ax, counts, [_pct(pts[n].value) if n in pts else None for n in counts],
-                     [_pct(pts[n].lo) if n in pts else None for n in counts],
-                     [_pct(pts[n].hi) if n in pts else None for n in counts], f"level {lvl}", COLORS[i % 10])
+                _over_counts(ax, counts, pts, f"level {lvl}", COLORS[i % 10])
                 rows += [{"domain": domain, "train level": lvl, "n": n, "accuracy %": _pct(c.value),
                           "95% low": _pct(c.lo), "95% high": _pct(c.hi), "items": c.n, "seeds": c.seeds,
                           "seed sd %": _pct(c.spread)} for n, c in sorted(pts.items())]
@@ -202,9 +208,7 @@ def sections(results, out):
             for ax, tl in zip(axes, test_levels):
                 for i, lvl in enumerate(_levels(by_test)):
                     pts = {c.axes["n"]: c for c in by_test if c.slice == tl and c.axes["level"] == lvl}
-                    line(ax, counts, [_pct(pts[n].value) if n in pts else None for n in counts],
-                         [_pct(pts[n].lo) if n in pts else None for n in counts],
-                         [_pct(pts[n].hi) if n in pts else None for n in counts], f"train {lvl}", COLORS[i % 10])
+                    _over_counts(ax, counts, pts, f"train {lvl}", COLORS[i % 10])
                     rows += [{"test level": tl, "train level": lvl, "n": n, "accuracy %": _pct(c.value),
                               "95% low": _pct(c.lo), "95% high": _pct(c.hi), "items": c.n}
                              for n, c in sorted(pts.items())]
@@ -225,9 +229,7 @@ def sections(results, out):
         rows = []
         for i, lvl in enumerate(_levels(kl)):
             pts = {c.axes["n"]: c for c in kl if c.axes["level"] == lvl}
-            line(axes[0], counts, [pts[n].value if n in pts else None for n in counts],
-                 [pts[n].lo if n in pts else None for n in counts], [pts[n].hi if n in pts else None for n in counts],
-                 f"level {lvl}", COLORS[i % 10])
+            _over_counts(axes[0], counts, pts, f"level {lvl}", COLORS[i % 10], scale=1)
             rows += [{"train level": lvl, "n": n, "KL": c.value, "95% low": c.lo, "95% high": c.hi, "items": c.n}
                      for n, c in sorted(pts.items())]
         axes[0].set(xlabel="training samples", ylabel="KL(p_ft || p_base) per answer token", xscale="log",
