@@ -42,8 +42,8 @@ def cmd_run(args) -> int:
 
     store = Store(cfg.results_dir)
     print("\n" + study_report(store, cfg.study))
-    _print_comparisons(store, cfg.study)
-    page = build_report(store, args.report, cfg.study) if args.report else (
+    results = _print_comparisons(store, cfg.study)
+    page = build_report(store, args.report, cfg.study, results) if args.report else (
         os.path.join(cfg.results_dir, "report", "report.html") if store.local else None)
     print(f"\nresults: {cfg.results_dir}  (ftscope status {cfg.results_dir})")
     if page:
@@ -81,20 +81,19 @@ def cmd_status(args) -> int:
     return 1 if counts.get("failed") else 0
 
 
-def _print_comparisons(store, study: str | None) -> None:
-    """The verdict table: each finding of the paper, the measured difference, its interval, the verdict."""
-    from ftscope.report import comparison_rows
+def _print_comparisons(store, study: str | None) -> dict:
+    """The verdict table: each finding of the paper, the measured difference, its interval, the verdict.
+    Returns the results it read (report.read_results), for the report to reuse."""
+    from ftscope.report import comparison_rows, read_results
     from ftscope.report.page import table_text
-    from ftscope.report.summary import Results
-    from ftscope.studies import STUDIES
 
-    for name, kind in sorted({(r["study"], r["kind"]) for r in store.read("plan").to_pylist()
-                              if not study or r["study"] == study}):
-        if kind in STUDIES:
-            comps = STUDIES.get(kind).comparisons(Results(store, name))
-            if comps:
-                print(f"\n{name}: the paper's findings here (A - B on the same test items, 95% paired bootstrap)")
-                print(table_text(comparison_rows(comps)))
+    results = read_results(store, study)
+    for name, (kind, res) in results.items():
+        comps = kind.comparisons(res)
+        if comps:
+            print(f"\n{name}: the paper's findings here (A - B on the same test items, 95% paired bootstrap)")
+            print(table_text(comparison_rows(comps)))
+    return results
 
 
 def cmd_report(args) -> int:
@@ -103,17 +102,16 @@ def cmd_report(args) -> int:
 
     store = Store(args.results)
     print(study_report(store, args.study))
-    _print_comparisons(store, args.study)
-    page = build_report(store, args.out or os.path.join(args.results, "report"), args.study)
+    results = _print_comparisons(store, args.study)
+    page = build_report(store, args.out or os.path.join(args.results, "report"), args.study, results)
     print(f"\nreport: {page}")
     if args.readme:
         from pathlib import Path
 
         from ftscope.report import findings_markdown, rewrite_readme
 
-        for name in sorted({r["study"] for r in store.read("plan").to_pylist()
-                            if not args.study or r["study"] == args.study}):
-            ok = rewrite_readme(Path(args.readme), name, findings_markdown(store, name))
+        for name, (kind, res) in results.items():
+            ok = rewrite_readme(Path(args.readme), name, findings_markdown(kind, res))
             print(f"{args.readme}: findings of {name} {'rewritten' if ok else 'not rewritten (no markers)'}")
     return 0
 

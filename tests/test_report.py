@@ -131,12 +131,13 @@ def test_the_html_report_loads_in_headless_chromium(methods_store, tmp_path):
 
 
 def test_the_readme_findings_are_rewritten_from_the_store(methods_store, tmp_path):
-    from ftscope.report import findings_markdown, rewrite_readme
+    from ftscope.report import findings_markdown, read_results, rewrite_readme
 
     _, results = methods_store
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- findings:smoke-methods -->\nold, typed by hand\n<!-- /findings:smoke-methods -->\nend\n")
-    assert rewrite_readme(readme, "smoke-methods", findings_markdown(Store(results), "smoke-methods"))
+    kind, res = read_results(Store(results), "smoke-methods")["smoke-methods"]
+    assert rewrite_readme(readme, "smoke-methods", findings_markdown(kind, res))
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("end\n") and "typed by hand" not in text
     assert "| finding (paper) |" in text and "restoring the most-changed parameters" in text

@@ -62,7 +62,7 @@ class Results:
     """The done cells of a study's latest plan, their conditions and per-item scores."""
 
     def __init__(self, store: Store, study: str | None = None):
-        self.store = store
+        self.store, self.study = store, study
         where = f"AND c.study = '{study}'" if study else ""
         cells = store.sql(f"SELECT c.* FROM cells c SEMI JOIN plan p USING (cell_id) WHERE c.status = 'done' {where}")
         self.cells = {r["cell_id"]: r for r in cells.df().to_dict("records")}

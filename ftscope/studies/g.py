@@ -313,13 +313,13 @@ def _comparisons(results):
     return comparisons(results)
 
 
+def _headline(results):
+    from ftscope.studies.g_report import generalization_table
+
+    return generalization_table(results.store, results.study)
+
+
 STUDY = register(Study(kind="g", title="Study G: generalization", sections=SECTIONS, load_data=load_data, grid=grid,
                        training_items=training_items, evaluate=evaluate, cell_config=cell_config, report=_tables,
                        prepare=prepare, check=check, validate=validate, costs=costs, figures=_figures,
-                       comparisons=_comparisons, headline=lambda store, study: _headline(store, study)))
-
-
-def _headline(store, study):
-    from ftscope.studies.g_report import generalization_table
-
-    return generalization_table(store, study)
+                       comparisons=_comparisons, headline=_headline))

@@ -386,13 +386,13 @@ def _comparisons(results):
     return comparisons(results)
 
 
+def _headline(results):
+    from ftscope.studies.k_report import headline
+
+    return headline(results)
+
+
 STUDY = register(Study(kind="k", title="Study K: knowledge", sections=SECTIONS, load_data=load_data, grid=grid,
                        training_items=training_items, evaluate=evaluate, cell_config=cell_config, report=_tables,
                        prepare=prepare, check=check, validate=validate, costs=costs, figures=_figures,
-                       comparisons=_comparisons, headline=lambda store, study: _headline(store, study)))
-
-
-def _headline(store, study):
-    from ftscope.studies.k_report import headline
-
-    return headline(store, study)
+                       comparisons=_comparisons, headline=_headline))

@@ -57,11 +57,9 @@ def mastery_summary(store: Store) -> str:
     return "\n".join(lines)
 
 
-def headline(store: Store, study: str | None = None) -> str:
-    """SFT and the base model: accuracy in and out of domain over the grid (mean over seeds), and KL."""
-    from ftscope.report.summary import Results
-
-    results = Results(store, study)
+def headline(results) -> str:
+    """SFT, LoRA and the base model: accuracy in and out of domain over the grid (mean over seeds), and KL;
+    then the parameter-level summary. `results`: the study's report.summary.Results."""
     sft = [c for c in results.select(metric="contains", slice="all", prompt_map=0, shots=0) if c.method in
            ("sft", "base", "lora")]
     kl = results.select(metric="kl", slice="all", domain="id", method="sft")
@@ -85,8 +83,9 @@ def headline(store: Store, study: str | None = None) -> str:
     seeds = max((c.seeds for c in sft), default=0)
     n_id = next((c.n for c in sft if c.domain == "id"), 0)
     n_ood = next((c.n for c in sft if c.domain == "ood"), 0)
-    return (mastery_check(store) + f"\naccuracy (%) on {n_id} ID and {n_ood} OOD test facts, mean over {seeds} "
-            f"seed(s); KL on the ID facts\n" + "\n".join(lines) + "\n\n" + change_summary(store, study))
+    return (mastery_check(results.store) + f"\naccuracy (%) on {n_id} ID and {n_ood} OOD test facts, mean over "
+            f"{seeds} seed(s); KL on the ID facts\n" + "\n".join(lines) + "\n\n"
+            + change_summary(results.store, results.study))
 
 
 def mastery_check(store: Store) -> str:

@@ -36,7 +36,7 @@ class Study:
     costs: Callable[..., list[str]] = _no_problems  # (config, calibrate) -> lines: what the plan costs
     figures: Callable[..., list] = _no_problems  # (report.summary.Results, out dir) -> [report.page.Section]
     comparisons: Callable[..., list] = _no_problems  # Results -> [report.summary.Comparison]
-    headline: Callable[..., str] = lambda store, study: ""  # (Store, study) -> the table a README shows
+    headline: Callable[..., str] = lambda results: ""  # report.summary.Results -> the table a README shows
 
 
 STUDIES: Registry[Study] = Registry("study kind")
