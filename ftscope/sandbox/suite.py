@@ -152,15 +152,6 @@ def sentiment(rng, pools: Pools, variant: str) -> tuple[dict, str]:
     return {"input": text, "output": label}, f"{text} Overall the verdict is {label} ."
 
 
-def _pair(rng, pools: Pools, variant: str) -> tuple[str, str, str, str]:
-    """(subject, relation, value, another value) of a fact of the variant's kind."""
-    facts = PEOPLE_FACTS if variant == "people" else PLACE_FACTS
-    s = _pick(rng, pools.people) if variant == "people" else _pick(rng, pools.companies)
-    rel = _pick(rng, list(facts))
-    o = _value(rng, pools, rel)
-    return s, rel, o, _value(rng, pools, rel, exclude=o)
-
-
 def paraphrase(rng, pools: Pools, variant: str) -> tuple[dict, str]:
     """Yes: one fact about a subject in two wordings. No: two different facts about the same subject."""
     facts = PEOPLE_FACTS if variant == "people" else PLACE_FACTS
