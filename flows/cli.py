@@ -37,13 +37,14 @@ def cmd_run(args) -> int:
     except ServerDidNotStart as e:
         print(e, file=sys.stderr)
         return 1
-    from ftscope.report import build_report, study_report
+    from ftscope.report import build_report, report_text
     from ftscope.store import Store
 
     store = Store(cfg.results_dir)
-    print("\n" + study_report(store, cfg.study))
-    results = _print_comparisons(store, cfg.study)
-    page = build_report(store, args.report, cfg.study, results) if args.report else (
+    # a completed flow returns the text its report task wrote; after a failure, read it from the store
+    text = state.result() if state.is_completed() else report_text(store, cfg.study)
+    print("\n" + text)
+    page = build_report(store, args.report, cfg.study) if args.report else (
         os.path.join(cfg.results_dir, "report", "report.html") if store.local else None)
     print(f"\nresults: {cfg.results_dir}  (ftscope status {cfg.results_dir})")
     if page:
@@ -81,28 +82,13 @@ def cmd_status(args) -> int:
     return 1 if counts.get("failed") else 0
 
 
-def _print_comparisons(store, study: str | None) -> dict:
-    """The verdict table: each finding of the paper, the measured difference, its interval, the verdict.
-    Returns the results it read (report.read_results), for the report to reuse."""
-    from ftscope.report import comparison_rows, read_results
-    from ftscope.report.page import table_text
-
-    results = read_results(store, study)
-    for name, (kind, res) in results.items():
-        comps = kind.comparisons(res)
-        if comps:
-            print(f"\n{name}: the paper's findings here (A - B on the same test items, 95% paired bootstrap)")
-            print(table_text(comparison_rows(comps)))
-    return results
-
-
 def cmd_report(args) -> int:
-    from ftscope.report import build_report, study_report
+    from ftscope.report import build_report, read_results, report_text
     from ftscope.store import Store
 
     store = Store(args.results)
-    print(study_report(store, args.study))
-    results = _print_comparisons(store, args.study)
+    results = read_results(store, args.study)
+    print(report_text(store, args.study, results))
     page = build_report(store, args.out or os.path.join(args.results, "report"), args.study, results)
     print(f"\nreport: {page}")
     if args.readme:

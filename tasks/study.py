@@ -59,15 +59,16 @@ def release_task(cfg, planned: list[PlannedCell]) -> list[str]:
 
 @task(name="report", cache_policy=NO_CACHE)
 def report_task(cfg) -> tuple[str, str]:
-    """(the text tables, the HTML report's path): under the results directory, or under the artifacts
+    """(the text tables and verdicts, the HTML report's path): under the results directory, or under the artifacts
     directory when results live in an object store."""
     from pathlib import Path
 
-    from ftscope.report import build_report, study_report
+    from ftscope.report import build_report, read_results, report_text
 
     store = Store(cfg.results_dir)
     out = Path(cfg.results_dir) / "report" if store.local else Path(cfg.artifacts_dir) / cfg.study / "report"
-    return study_report(store, cfg.study), str(build_report(store, out, cfg.study))
+    results = read_results(store, cfg.study)
+    return report_text(store, cfg.study, results), str(build_report(store, out, cfg.study, results))
 
 
 @contextmanager

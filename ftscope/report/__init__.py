@@ -43,6 +43,25 @@ def study_report(store: Store, study: str | None = None) -> str:
     return "\n\n".join(STUDIES.get(k).report(store, study) for k in kinds if k in STUDIES) or "no planned cells yet"
 
 
+def verdicts_text(results: dict) -> str:
+    """The verdict table of each study in `results` (read_results): each finding of the paper, the measured
+    difference, its interval, the verdict."""
+    from ftscope.report.page import table_text
+
+    parts = []
+    for name, (kind, res) in results.items():
+        if comps := kind.comparisons(res):
+            parts.append(f"{name}: the paper's findings here (A - B on the same test items, 95% paired bootstrap)\n"
+                         + table_text(comparison_rows(comps)))
+    return "\n\n".join(parts)
+
+
+def report_text(store: Store, study: str | None = None, results: dict | None = None) -> str:
+    """What a run prints at its end (and its Prefect summary shows): the text tables, then the verdicts."""
+    results = results if results is not None else read_results(store, study)
+    return "\n\n".join(t for t in (study_report(store, study), verdicts_text(results)) if t)
+
+
 def comparison_rows(comparisons) -> list[dict]:
     return [{"finding (paper)": c.claim, "A": c.a, "B": c.b, "A - B": c.diff, "95% low": c.lo, "95% high": c.hi,
              "items": c.n, "seeds": c.seeds, "verdict": c.verdict} for c in comparisons]
