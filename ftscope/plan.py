@@ -37,18 +37,28 @@ def expand(cfg, points: list[tuple[tuple, object]], methods: list[str], seeds: l
     return cells + later
 
 
-def plan_cells(cfg, study, data_fp: str, base_paths: dict[str, str], store: Store) -> list[PlannedCell]:
-    """Every cell with its id; the plan is written to the store (the latest plan of a study replaces
-    the previous one)."""
+def cell_ids(cfg, study, data, base_paths: dict[str, str]) -> dict[str, str]:
+    """{cell label: cell id} of the study's grid. A cell's id covers the records it reads (the study says
+    which), so editing a data file gives new ids to exactly the cells that read what changed."""
+    return {p.cell.label: p.cid for p in _planned(cfg, study, data, base_paths)}
+
+
+def _planned(cfg, study, data, base_paths: dict[str, str]) -> list[PlannedCell]:
     fps = {name: model_fingerprint(p) for name, p in base_paths.items()}
 
     def cid(c: Cell) -> str:
-        return cell_id(cfg, study, c, data_fp, fps[c.model])
+        return cell_id(cfg, study, c, data.fingerprint_of(study.cell_reads(cfg, c, data)), fps[c.model])
 
     cells = study.grid(cfg)
     parents = {c: c.parent for c in cells}
     with_children = {p for p in parents.values() if p is not None}
-    planned = [PlannedCell(c, cid(c), cid(parents[c]) if parents[c] else None, c in with_children) for c in cells]
+    return [PlannedCell(c, cid(c), cid(parents[c]) if parents[c] else None, c in with_children) for c in cells]
+
+
+def plan_cells(cfg, study, data, base_paths: dict[str, str], store: Store) -> list[PlannedCell]:
+    """Every cell with its id; the plan is written to the store (the latest plan of a study replaces
+    the previous one)."""
+    planned = _planned(cfg, study, data, base_paths)
     rows = [{"cell_id": p.cid, "study": cfg.study, "kind": cfg.kind, "label": p.cell.label, "model": p.cell.model,
              "method": RECIPES.get(p.cell.method).name, "variant": p.cell.variant,
              "axes": json.dumps(dict(p.cell.axes)), "seed": p.cell.seed, "parent_cell": p.parent_id}

@@ -1,23 +1,47 @@
 """The data of a study: its datasets with their records (and, for a sandbox, the pretraining corpus),
-built once and cached under `cache_dir/data/` by a fingerprint of everything that shapes them."""
+built once and cached under `cache_dir/data/` by a fingerprint of everything that shapes them.
+
+Each dataset has its own fingerprint: its description, where it is read from, the options the study
+gives it, what the study does to it (caps, say), and the contents of every local file its reader reads.
+Editing one record of a data file makes a new fingerprint, so the edited data is read again (and
+checked by `validate`). A cell's id covers the records it reads (StudyData.fingerprint_of), so the cells
+that read an edited split get new ids and run again, and no other cell does."""
 
 import json
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftscope.datasets import Dataset
-from ftscope.datasets.spec import DatasetSpec
-from ftscope.fingerprint import fingerprint
+from ftscope import datasets
+from ftscope.datasets import Dataset, DatasetSpec, Where
+from ftscope.fingerprint import files_fingerprint, fingerprint
 from ftscope.locks import exclusive
 
 
 @dataclass(frozen=True)
+class Source:
+    """One dataset of a study and how it is read."""
+    spec: DatasetSpec
+    where: Where = field(default_factory=Where)
+    use_hub: bool = False
+
+    def fingerprint(self, study_key: dict) -> str:
+        files = datasets.inputs(self.spec, self.where, self.use_hub)
+        local = Path(self.where.path).expanduser() if self.where.path else None
+        root = (local if local.is_dir() else local.parent) if local is not None and local.exists() else \
+            (Path(self.spec.origin).parent if self.spec.origin else None)
+        return fingerprint({"study": study_key, "spec": self.spec.model_dump(exclude={"origin"}),
+                            "path": None if files else self.where.path, "options": self.where.options,
+                            "hub": self.use_hub, "files": files_fingerprint(files, root)})
+
+
+@dataclass(frozen=True)
 class StudyData:
-    fingerprint: str
+    fingerprint: str  # of every dataset, as read (description, options, file contents)
     datasets: dict[str, Dataset]
+    _splits: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def documents(self) -> list[str]:
@@ -27,29 +51,35 @@ class StudyData:
     def dataset(self, name: str) -> Dataset:
         return self.datasets[name]
 
+    def reads(self) -> list[tuple[str, str]]:
+        """Every (dataset, split) of the study."""
+        return sorted({(name, it["split"]) for name, ds in self.datasets.items() for it in ds.items})
 
-def local_files(path: str | None) -> dict[str, int]:
-    """Name and size of every file under a local data path (a change in the data changes the fingerprint)."""
-    if not path or not Path(path).exists():
-        return {}
-    p = Path(path)
-    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
-    return {str(f): f.stat().st_size for f in files}
+    def fingerprint_of(self, reads: list[tuple[str, str]]) -> str:
+        """What a cell that reads these (dataset, split) pairs depends on: the description of each dataset
+        and the records of each split, so that a cell is re-run exactly when what it reads changed."""
+        for name, split in reads:
+            if (name, split) not in self._splits:
+                ds = self.datasets[name]
+                self._splits[(name, split)] = fingerprint({"spec": ds.spec.model_dump(exclude={"origin"}),
+                                                           "items": ds.split(split)})
+        return fingerprint({f"{n}:{s}": self._splits[(n, s)] for n, s in sorted(set(reads))})
 
 
-def cached_data(key: dict, specs: dict[str, DatasetSpec], build: Callable[[], dict[str, Dataset]],
+def cached_data(study_key: dict, sources: dict[str, Source], build: Callable[[str, Source], Dataset],
                 cache_dir: str) -> StudyData:
-    """The study's data for `key` (whatever shapes it): read from the cache, or built and cached.
-    Concurrent runs build it once: the second waits for the first's lock, then reads its file."""
-    fp = fingerprint({**key, "specs": {n: s.model_dump(exclude={"origin"}) for n, s in sorted(specs.items())}})
+    """The study's datasets, read from the cache or built (`build(name, source)`) and cached. Concurrent
+    runs build them once: the second waits for the first's lock, then reads its file."""
+    fps = {name: src.fingerprint(study_key) for name, src in sorted(sources.items())}
+    fp = fingerprint(fps)
     path = Path(cache_dir) / "data" / f"{fp}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(path.with_suffix(".lock")):
         if not path.exists():
-            built = build()
+            built = {name: build(name, src) for name, src in sources.items()}
             blob = {name: {"items": ds.items, "documents": ds.documents} for name, ds in built.items()}
             tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
             tmp.write_text(json.dumps(blob))
             tmp.replace(path)
         blob = json.loads(path.read_text())
-    return StudyData(fp, {name: Dataset(specs[name], b["items"], b["documents"]) for name, b in blob.items()})
+    return StudyData(fp, {name: Dataset(sources[name].spec, b["items"], b["documents"]) for name, b in blob.items()})

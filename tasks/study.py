@@ -40,7 +40,7 @@ def prepare_model_task(cfg, name: str, base_path: str, data):
 
 @task(name="plan", cache_policy=NO_CACHE)
 def plan_task(cfg, data, bases: dict[str, str]) -> list[PlannedCell]:
-    return plan_cells(cfg, STUDIES.get(cfg.kind), data.fingerprint, bases, Store(cfg.results_dir))
+    return plan_cells(cfg, STUDIES.get(cfg.kind), data, bases, Store(cfg.results_dir))
 
 
 @task(name="cell", cache_policy=NO_CACHE, task_run_name="cell {label}", retries=2, retry_delay_seconds=30,

@@ -92,6 +92,18 @@ def smoke_g_config(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def smoke_g_base(smoke_g_config):
+    """(config, data, base checkpoint path) of the Study G smoke study, built once per session."""
+    from ftscope.config import load_config
+    from ftscope.models import base_model_path
+    from ftscope.studies import g
+
+    cfg = load_config(smoke_g_config)
+    data = g.load_data(cfg)
+    return cfg, data, base_model_path(cfg.models[0], data, cfg.cache_dir)
+
+
+@pytest.fixture(scope="session")
 def methods_store(smoke_config, smoke_base, prefect_harness, tmp_path_factory):
     """A store written by the smoke study with every Study K method (configs/smoke-methods.yaml)."""
     from pathlib import Path

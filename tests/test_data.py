@@ -3,7 +3,7 @@ import json
 import pytest
 
 from ftscope import datasets
-from ftscope.datasets.formats import Where
+from ftscope.datasets.readers import Where
 from ftscope.datasets.records import DataError, extract_subject
 from ftscope.sandbox.world import WorldOptions, build_world
 

@@ -25,7 +25,7 @@ def test_failed_cell_is_reported_and_only_it_reruns(smoke_config, smoke_base, pr
     cells = k.grid(cfg)
     assert len(cells) == 4
     victim = cells[1]
-    vid = cell_id(cfg, k.STUDY, victim, data.fingerprint, model_fingerprint(base))
+    vid = cell_id(cfg, k.STUDY, victim, data.fingerprint_of(data.reads()), model_fingerprint(base))
     # A real run-time fault: a file sits where the cell's working directory must go.
     blocker = cell_dir(cfg, vid)
     blocker.parent.mkdir(parents=True, exist_ok=True)

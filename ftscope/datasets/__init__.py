@@ -8,8 +8,10 @@ tasks of Study G). A file whose name starts with `_` holds fields other files `i
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftscope.datasets.formats import Loaded, Where, builtin_readers
+from ftscope.datasets.readers import READERS, Loaded, Reader, Where
 from ftscope.datasets.spec import DatasetSpec, read_spec
+
+__all__ = ["Dataset", "DatasetSpec", "Loaded", "Reader", "Where", "get", "inputs", "load", "registry"]
 
 SHIPPED = Path(__file__).parent
 
@@ -59,12 +61,27 @@ class Dataset:
         return self.split("demo")
 
 
-def load(spec: DatasetSpec, where: Where | None = None, use_hub: bool = False) -> Dataset:
-    """Read a dataset's records through the reader its description names (or its `hub:` source)."""
-    where = where or Where()
+def source_of(spec: DatasetSpec, use_hub: bool = False):
+    """The source a dataset is read from (its `hub:` one when asked) and its reader."""
     source = spec.hub if use_hub else spec.source
     if source is None:
         raise ValueError(f"dataset {spec.name} has no `hub:` source; give a local path instead")
-    options = {**(source.model_extra or {}), **where.options}
-    loaded: Loaded = builtin_readers().get(source.format)(spec, options, where)
+    if source.format not in READERS:
+        raise ValueError(f"dataset {spec.name} ({spec.origin}): unknown source format {source.format!r}; known: "
+                         f"{', '.join(READERS.names())} (a plug-in's format must be imported first: `plugins:`)")
+    return source, READERS.get(source.format)
+
+
+def load(spec: DatasetSpec, where: Where | None = None, use_hub: bool = False) -> Dataset:
+    """Read a dataset's records through the reader its description names (or its `hub:` source)."""
+    where = where or Where()
+    source, reader = source_of(spec, use_hub)
+    loaded: Loaded = reader.read(spec, {**(source.model_extra or {}), **where.options}, where)
     return Dataset(spec, loaded.items, list(loaded.documents))
+
+
+def inputs(spec: DatasetSpec, where: Where | None = None, use_hub: bool = False) -> list[Path]:
+    """The local files a dataset's records are read from: their contents are part of its fingerprint."""
+    where = where or Where()
+    source, reader = source_of(spec, use_hub)
+    return reader.inputs(spec, {**(source.model_extra or {}), **where.options}, where)

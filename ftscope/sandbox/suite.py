@@ -16,10 +16,10 @@ from collections.abc import Callable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ftscope.datasets.formats import Loaded, Where, reader
+from ftscope.datasets.readers import Loaded, Where, reader
 from ftscope.datasets.records import to_item
 from ftscope.datasets.spec import DatasetSpec
-from ftscope.sandbox.world import _Names
+from ftscope.sandbox.names import Names
 
 
 class SuiteOptions(BaseModel):
@@ -78,7 +78,7 @@ class Pools:
 
     def __init__(self, seed: int, people: int = 240, places: int = 80):
         rng = np.random.default_rng(seed)
-        names = _Names(rng)
+        names = Names(rng)
         first, last = names.pool(120), names.pool(120)
         self.people = [f"{a} {b}" for a, b in zip(rng.permutation(first), rng.permutation(last))] + \
                       [f"{a} {b}" for a, b in zip(rng.permutation(first), rng.permutation(last))]
@@ -204,7 +204,7 @@ VARIANTS = {"summary": ("news", "reports"), "question": ("people", "places"), "s
             "paraphrase": ("people", "places"), "nli": ("people", "places")}
 
 
-@reader("sandbox-g")
+@reader("sandbox-g", inputs=lambda spec, opts, where: [], options=SuiteOptions)
 def read_suite(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
     task, variant = opts.pop("task"), opts.pop("variant")
     if task not in GENERATORS or variant not in VARIANTS[task]:

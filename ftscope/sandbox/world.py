@@ -12,12 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ftscope.datasets.formats import Loaded, Where, reader
+from ftscope.datasets.readers import Loaded, Where, reader
 from ftscope.datasets.spec import DatasetSpec
-
-_ONSETS = "b c d f g h j k l m n p r s t v w z br dr gr kr pl st tr th sh ch".split()
-_VOWELS = "a e i o u ai ea ou io".split()
-_CODAS = ["", "", "n", "r", "l", "s", "th", "x", "nd", "m"]
+from ftscope.sandbox.names import Names
 
 # Closed answer sets, like the real ones (few occupations, many cities).
 OCCUPATIONS = ("baker lawyer painter sculptor farmer sailor surgeon teacher poet architect carpenter "
@@ -58,7 +55,7 @@ class WorldOptions(BaseModel):
         return v
 
 
-@reader("sandbox-k")
+@reader("sandbox-k", inputs=lambda spec, opts, where: [], options=WorldOptions)
 def read_world(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
     id_relations = opts.pop("id_relations", None) or spec.groups.get("id", [])
     options = WorldOptions(**{k: v for k, v in opts.items()})
@@ -73,32 +70,13 @@ class World:
     documents: list[str]
 
 
-class _Names:
-    """Fresh, unique capitalised words from a seeded syllable generator."""
-
-    def __init__(self, rng: np.random.Generator):
-        self.rng, self.used = rng, set()
-
-    def word(self) -> str:
-        while True:
-            n = self.rng.integers(2, 4)
-            w = "".join(self.rng.choice(_ONSETS) + self.rng.choice(_VOWELS) for _ in range(n))
-            w = (w + self.rng.choice(_CODAS)).capitalize()
-            if w not in self.used:
-                self.used.add(w)
-                return w
-
-    def pool(self, n: int) -> list[str]:
-        return [self.word() for _ in range(n)]
-
-
 def build_world(spec: DatasetSpec, *, seed: int, facts_per_id_relation: int, facts_per_ood_relation: int,
                 format_facts_per_relation: int, exposures: list[int], format_exposure: int,
                 format_questions: int, test_fraction: float, n_cities: int, n_countries: int,
                 n_people: int, id_relations: list[str]) -> World:
     """Generate the world. Every fact has a fresh subject; answers come from shared pools."""
     rng = np.random.default_rng(seed)
-    names = _Names(rng)
+    names = Names(rng)
     first, last = names.pool(n_people), names.pool(n_people)
     pools = {
         "city": names.pool(n_cities), "country": names.pool(n_countries),

@@ -4,6 +4,7 @@ package registers one (k: knowledge, g: generalization); a user's plug-in calls 
 import importlib
 import pkgutil
 
+import ftscope.sandbox  # noqa: F401  the sandbox's data formats (sandbox-k, sandbox-g) register on import
 from ftscope.studies.study import STUDIES, Study, register
 
 for _m in pkgutil.iter_modules(__path__):

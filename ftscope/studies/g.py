@@ -15,13 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ftscope import datasets
 from ftscope.datasets import Dataset
-from ftscope.datasets.formats import Where
+from ftscope.datasets.readers import Where
 from ftscope.evaluate import LabelError, label_token_ids, predict, result_rows, score
 from ftscope.methods.recipe import check_methods
 from ftscope.params import change_stats
 from ftscope.plan import expand
 from ftscope.studies.study import Study, register
-from ftscope.studydata import StudyData, cached_data, local_files
+from ftscope.studydata import Source, StudyData, cached_data
 
 log = logging.getLogger("ftscope.study")
 
@@ -89,7 +89,7 @@ def specs(cfg) -> dict[str, datasets.DatasetSpec]:
     for n in names:
         spec = registry[n]
         folder = (spec.source.model_extra or {}).get("folder")
-        if maps and spec.source.format == "paper_g" and all(folder in m for m in maps):
+        if maps and datasets.source_of(spec)[1].takes_path and all(folder in m for m in maps):
             spec = spec.model_copy(update={"templates": [m[folder] for m in maps]})
         out[n] = spec
     return out
@@ -110,24 +110,22 @@ def prompt_maps(root: str | None) -> list[dict] | None:
 
 
 def load_data(cfg) -> StudyData:
-    by_name = specs(cfg)
     d = cfg.data
-    key = {"root": d.root, "source": d.source, "options": d.options, "files": local_files(d.root),
-           "test_items": d.test_items}
 
-    def build():
-        out = {}
-        for name, spec in by_name.items():
-            fmt = spec.source.format
-            where = Where(d.root if fmt == "paper_g" else None, dict(d.options) if fmt == "sandbox-g" else {})
-            ds = datasets.load(spec, where, use_hub=d.source == "hub" and spec.hub is not None)
-            n_test = d.test_items or spec.test_items
-            tests = ds.split("test")[:n_test] if n_test else ds.split("test")
-            keep = {id(it) for it in tests}
-            out[name] = Dataset(spec, [it for it in ds.items if it["split"] != "test" or id(it) in keep], ds.documents)
-        return out
+    def source(spec) -> Source:
+        _, reader = datasets.source_of(spec, use_hub := d.source == "hub" and spec.hub is not None)
+        return Source(spec, Where(d.root if reader.takes_path else None, dict(d.options) if reader.options else {}),
+                      use_hub)
 
-    return cached_data(key, by_name, build, cfg.cache_dir)
+    def build(name: str, src: Source) -> Dataset:
+        ds = datasets.load(src.spec, src.where, use_hub=src.use_hub)
+        n_test = d.test_items or src.spec.test_items
+        tests = ds.split("test")[:n_test] if n_test else ds.split("test")
+        keep = {id(it) for it in tests}
+        return Dataset(src.spec, [it for it in ds.items if it["split"] != "test" or id(it) in keep], ds.documents)
+
+    return cached_data({"test_items": d.test_items}, {name: source(spec) for name, spec in specs(cfg).items()}, build,
+                       cfg.cache_dir)
 
 
 def relation(train_spec, test_spec) -> str:
@@ -156,6 +154,16 @@ def grid(cfg) -> list:
 
 def cell_config(cfg, cell) -> dict:
     return {"data": cfg.data.model_dump(exclude={"root"}), "eval": cfg.eval.model_dump()}
+
+
+def cell_reads(cfg, cell, data) -> list[tuple[str, str]]:
+    """What a cell reads: every test set's test records and demonstrations, and, for a cell that trains,
+    its training set's training records and demonstrations (FTICL)."""
+    reads = [(t, s) for t in cfg.data.test for s in ("test", "demo")]
+    train = dict(cell.axes).get("train")
+    if train is not None:
+        reads += [(train, s) for s in {it["split"] for it in data.dataset(train).items} if s != "test"]
+    return reads
 
 
 def training_items(run) -> tuple[list[dict], Dataset]:
@@ -219,8 +227,8 @@ def validate(cfg) -> list[str]:
         if max(cfg.eval.prompt_maps) >= len(spec.templates):
             problems.append(f"eval.prompt_maps: dataset {name} has {len(spec.templates)} prompt maps "
                             f"({spec.origin})")
-        if spec.source.format == "paper_g" and cfg.data.source == "default" and not cfg.data.root:
-            problems.append(f"data.root: dataset {name} is read from the paper's data directory; set data.root")
+        if datasets.source_of(spec)[1].takes_path and cfg.data.source == "default" and not cfg.data.root:
+            problems.append(f"data.root: dataset {name} is read from the study's data directory; set data.root")
     tasks = {by_name[t].task for t in cfg.grid.train}
     if len(tasks) < len(cfg.grid.train):
         problems.append("grid.train: give one training dataset per task")
@@ -322,4 +330,5 @@ def _headline(results):
 STUDY = register(Study(kind="g", title="Study G: generalization", sections=SECTIONS, load_data=load_data, grid=grid,
                        training_items=training_items, evaluate=evaluate, cell_config=cell_config, report=_tables,
                        prepare=prepare, check=check, validate=validate, costs=costs, figures=_figures,
-                       comparisons=_comparisons, headline=_headline))
+                       comparisons=_comparisons, headline=_headline,
+                       cell_reads=cell_reads))

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ftscope import datasets
 from ftscope.datasets import Dataset
-from ftscope.datasets.formats import Where
+from ftscope.datasets.readers import Where
 from ftscope.divergence import KLConfig, kl_rows, token_kl
 from ftscope.evaluate import predict, result_rows, score
 from ftscope.fingerprint import fingerprint, model_fingerprint
@@ -28,7 +28,7 @@ from ftscope.plan import expand
 from ftscope.prompts import Prompter
 from ftscope.sources import data_problem
 from ftscope.studies.study import Study, register
-from ftscope.studydata import StudyData, cached_data, local_files
+from ftscope.studydata import Source, StudyData, cached_data
 from ftscope.train.gpus import hold_gpus
 
 log = logging.getLogger("ftscope.study")
@@ -91,20 +91,18 @@ def load_data(cfg) -> StudyData:
     options = dict(d.options)
     if d.id_relations:
         options["id_relations"] = d.id_relations
-    where = Where(d.path, options)
-    key = {"dataset": d.dataset, "path": d.path, "options": options, "caps": [d.max_test_items, d.max_train_items,
-                                                                              d.seed], "files": local_files(d.path)}
+    ids = set(d.id_relations or spec.groups.get("id", []))
 
-    def build():
-        ds = datasets.load(spec, where)
-        ids = set(d.id_relations or spec.groups.get("id", []))
+    def build(name: str, source: Source) -> Dataset:
+        ds = datasets.load(source.spec, source.where)
         # in-domain relations are trained and tested; the others are tested only
         items = [{**it, "domain": "id" if it["relation"] in ids else "ood"} for it in ds.items
                  if it["split"] == "test" or it["relation"] in ids]
         items = _cap_train(_cap_tests(items, d.max_test_items), d.max_train_items, d.seed)
-        return {spec.name: Dataset(spec, items, ds.documents)}
+        return Dataset(source.spec, items, ds.documents)
 
-    return cached_data(key, {spec.name: spec}, build, cfg.cache_dir)
+    study_key = {"id_relations": sorted(ids), "caps": [d.max_test_items, d.max_train_items, d.seed]}
+    return cached_data(study_key, {spec.name: Source(spec, Where(d.path, options))}, build, cfg.cache_dir)
 
 
 def _cap_tests(items: list[dict], cap: int | None) -> list[dict]:
@@ -269,22 +267,19 @@ def validate(cfg) -> list[str]:
     if short:
         problems.append(f"mastery.n_map is {cfg.mastery.n_map} but relations {short} of {spec.name} have fewer "
                         f"phrasings (stems x framings); lower n_map or describe more")
-    if spec.source.format == "sandbox-k":
+    source, reader = datasets.source_of(spec)
+    if reader.options is not None:  # generated data: the options it takes are its reader's
         from pydantic import ValidationError
 
-        from ftscope.sandbox.world import WorldOptions
-
         try:
-            w = WorldOptions(**cfg.data.options)
+            reader.options(**{k: v for k, v in cfg.data.options.items() if k != "id_relations"})
         except ValidationError as e:
             return problems + [f"data.options.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
-        ids = cfg.data.id_relations or spec.groups.get("id", [])
-        n_train = int(w.facts_per_id_relation * len(ids) * (1 - w.test_fraction))
-        if n_train < max(cfg.grid.sample_counts):
-            problems.append(f"data.options: about {n_train} ID training facts in all, fewer than the largest "
-                            f"sample count {max(cfg.grid.sample_counts)}; raise facts_per_id_relation")
-    elif spec.source.format == "entityquestions" and not (cfg.data.path or spec.source.model_extra.get("path")):
-        problems.append("data.path: EntityQuestions needs a local directory or a dataset id")
+    elif cfg.data.options:
+        problems.append(f"data.options: dataset {spec.name} is read from files ({source.format}), it takes no options")
+    if reader.takes_path and not (cfg.data.path or (source.model_extra or {}).get("path")):
+        problems.append(f"data.path: dataset {spec.name} ({source.format}) is read from a local directory or a "
+                        f"dataset id; set data.path")
     if cfg.data.path and (problem := data_problem(cfg.data.path)):
         problems.append(f"data.path: {problem}")
     if problems:
@@ -294,9 +289,13 @@ def validate(cfg) -> list[str]:
     except (ValueError, KeyError, OSError) as e:
         return [f"data: {e}"]
     ds = the_dataset(data)
-    if not ds.split("test") or not [it for it in ds.items if it["split"] == "train" and it["domain"] == "id"]:
+    n_train = sum(it["split"] == "train" and it["domain"] == "id" for it in ds.items)
+    if not ds.split("test") or not n_train:
         problems.append(f"data: {ds.name} has {len(ds.split('test'))} test items and no in-domain training items "
                         f"(in-domain relations: {cfg.data.id_relations or spec.groups.get('id')})")
+    elif n_train < max(cfg.grid.sample_counts):
+        problems.append(f"data: {n_train} ID training items in all, fewer than the largest sample count "
+                        f"{max(cfg.grid.sample_counts)} (grid.sample_counts); lower it or enlarge the data")
     problems += prompt_problems(cfg, ds)
     return problems + _stored_capacity(cfg)
 

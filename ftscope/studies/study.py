@@ -19,6 +19,10 @@ def _no_problems(*args, **kwargs) -> list[str]:
     return []
 
 
+def _everything(cfg, cell, data) -> list[tuple[str, str]]:
+    return data.reads()
+
+
 @dataclass(frozen=True)
 class Study:
     kind: str
@@ -37,6 +41,7 @@ class Study:
     figures: Callable[..., list] = _no_problems  # (report.summary.Results, out dir) -> [report.page.Section]
     comparisons: Callable[..., list] = _no_problems  # Results -> [report.summary.Comparison]
     headline: Callable[..., str] = lambda results: ""  # report.summary.Results -> the table a README shows
+    cell_reads: Callable[..., list[tuple[str, str]]] = _everything  # (config, Cell, StudyData) -> (dataset, split)s
 
 
 STUDIES: Registry[Study] = Registry("study kind")

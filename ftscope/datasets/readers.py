@@ -1,5 +1,9 @@
 """Readers: how the records of a described dataset are found. A dataset names its reader in
-`source.format`; the sandbox generators register theirs from ftscope/sandbox/.
+`source.format`. A reader declares what the rest of ftscope needs to know of it, so that no caller
+compares reader names: the local files its records come from (they are part of the data's
+fingerprint: an edited file is a new dataset), the options a study may give it (`data.options`, for
+generated data), and whether it reads from the study's data location (`data.path` / `data.root`).
+The sandbox generators register their readers from ftscope/sandbox/.
 
 Every reader returns items (dicts with `item_id`, `split` and the fields the templates use) and, for
 generated worlds, the pretraining documents that go with them.
@@ -9,6 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from ftscope.datasets.records import DataError, read_records, to_item
 from ftscope.datasets.spec import DatasetSpec
@@ -28,13 +34,31 @@ class Where:
     options: dict = field(default_factory=dict)
 
 
-Reader = Callable[[DatasetSpec, dict, Where], Loaded]
+def _tree(spec: DatasetSpec, opts: dict, where: Where) -> list[Path]:
+    """Every file under the study's local data path (none for a hub id or no path)."""
+    root = Path(where.path).expanduser() if where.path else None
+    if root is None or not root.exists():
+        return []
+    return [root] if root.is_file() else sorted(f for f in root.rglob("*") if f.is_file())
+
+
+@dataclass(frozen=True)
+class Reader:
+    read: Callable[[DatasetSpec, dict, Where], Loaded]
+    inputs: Callable[[DatasetSpec, dict, Where], list[Path]] = _tree  # local files the records come from
+    options: type[BaseModel] | None = None  # what a study's `data.options` may set (generated data)
+    takes_path: bool = False  # reads from the study's data location (data.path, data.root)
+
+
 READERS: Registry[Reader] = Registry("data format")
 
 
-def reader(name: str):
-    def deco(fn: Reader) -> Reader:
-        return READERS.register(name, fn)
+def reader(name: str, inputs: Callable | None = None, options: type[BaseModel] | None = None,
+           takes_path: bool = False):
+    """Register the decorated function as the reader of source format `name`."""
+    def deco(fn):
+        READERS.register(name, Reader(fn, inputs or _tree, options, takes_path))
+        return fn
     return deco
 
 
@@ -44,17 +68,20 @@ def _local(spec: DatasetSpec, path: str) -> Path:
     return p if p.is_absolute() or not spec.origin else Path(spec.origin).parent / p
 
 
-@reader("files")
+def _named_files(spec: DatasetSpec, opts: dict, where: Where) -> dict[str, Path]:
+    """Source format `files`: split option -> its file."""
+    root = Path(where.path) if where.path else None
+    return {split: root / opts[split] if root else _local(spec, opts[split])
+            for split in ("records", "train", "test", "demo") if split in opts}
+
+
+@reader("files", inputs=lambda spec, opts, where: sorted(set(_named_files(spec, opts, where).values())))
 def read_files(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
     """Local JSON / JSONL / Parquet files: one per split (`train:`, `test:`, `demo:`), or one file of
     every split (`records:`, each record with a `split` field). Paths are relative to the description,
     or to the study's `path` when it gives one."""
-    root = Path(where.path) if where.path else None
     items = []
-    for split in ("records", "train", "test", "demo"):
-        if split not in opts:
-            continue
-        f = root / opts[split] if root else _local(spec, opts[split])
+    for split, f in _named_files(spec, opts, where).items():
         for i, r in enumerate(read_records(f)):
             s = r.get("split") if split == "records" else split
             if s not in ("train", "test", "demo"):
@@ -93,13 +120,10 @@ def read_hub(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
     return Loaded(items)
 
 
-@reader("paper_g")
-def read_paper_g(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
-    """The released data of Study G (Yang et al.): `<root>/<folder>/<file>_train_<n>.json` (nested
-    training sets of n records, each loaded as split `train_<n>`), `<file>_test_500.json` (split `test`)
-    and `few_shot/<file>_few_shot.json` (split `demo`, the demonstration pool, in order)."""
+def _paper_g_files(spec: DatasetSpec, opts: dict, where: Where) -> dict[str, Path]:
+    """Split -> file of a dataset in the Study G paper's layout (see read_paper_g)."""
     if not where.path:
-        raise DataError(f"dataset {spec.name}: the paper's data layout needs a directory (data.root in the config)")
+        return {}
     folder = Path(where.path) / opts["folder"]
     stem = opts.get("file", spec.name)
     files = {f"train_{m.group(1)}": f for f in sorted(folder.glob(f"{stem}_train_*.json"))
@@ -109,6 +133,18 @@ def read_paper_g(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
         files["test"] = tests[-1]
     if (folder / "few_shot" / f"{stem}_few_shot.json").is_file():
         files["demo"] = folder / "few_shot" / f"{stem}_few_shot.json"
+    return files
+
+
+@reader("paper_g", inputs=lambda spec, opts, where: sorted(_paper_g_files(spec, opts, where).values()), takes_path=True)
+def read_paper_g(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
+    """The released data of Study G (Yang et al.): `<root>/<folder>/<file>_train_<n>.json` (nested
+    training sets of n records, each loaded as split `train_<n>`), `<file>_test_500.json` (split `test`)
+    and `few_shot/<file>_few_shot.json` (split `demo`, the demonstration pool, in order)."""
+    if not where.path:
+        raise DataError(f"dataset {spec.name}: the paper's data layout needs a directory (data.root in the config)")
+    files = _paper_g_files(spec, opts, where)
+    folder, stem = Path(where.path) / opts["folder"], opts.get("file", spec.name)
     if "test" not in files and not any(s.startswith("train_") for s in files):
         raise DataError(f"dataset {spec.name}: no {stem}_train_<n>.json or {stem}_test_<n>.json in {folder}")
     items = []
@@ -120,7 +156,13 @@ def read_paper_g(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
 _EQ_FILE = re.compile(r"^(P\d+)\.(train|dev|test)\.jsonl?$")
 
 
-@reader("entityquestions")
+def _eq_files(spec: DatasetSpec, opts: dict, where: Where) -> list[Path]:
+    path = where.path or opts.get("path")
+    return sorted(f for f in Path(path).rglob("P*.json*") if _EQ_FILE.match(f.name)) if path and Path(path).is_dir() \
+        else []
+
+
+@reader("entityquestions", inputs=_eq_files, takes_path=True)
 def read_entityquestions(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
     """EntityQuestions: a local directory of files named like `P19.train.json` (any sub-folder) with
     `question` and `answers`, or a dataset id with train and test splits and a `relation` column.
@@ -132,7 +174,7 @@ def read_entityquestions(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
     rows: list[tuple[dict, str, str, str, int]] = []  # record, relation, split, file, position
     local = Path(path)
     if local.is_dir():
-        files = [(f, *_EQ_FILE.match(f.name).groups()) for f in sorted(local.rglob("P*.json*")) if _EQ_FILE.match(f.name)]
+        files = [(f, *_EQ_FILE.match(f.name).groups()) for f in _eq_files(spec, opts, where)]
         if not files:
             raise DataError(f"{path}: no files named like 'P19.train.json' or 'P19.test.jsonl'")
         for f, pid, split in files:
@@ -155,11 +197,3 @@ def read_entityquestions(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
             item = to_item(spec, {**r, "relation": pid}, split=split, position=i, where=f)
             items.append({**item, "domain": "id" if pid in id_relations else "ood"})
     return Loaded(items)
-
-
-def builtin_readers() -> Registry[Reader]:
-    """The readers, including the sandbox generators (imported here: they import this module)."""
-    import ftscope.sandbox.suite  # noqa: F401  registers sandbox-g
-    import ftscope.sandbox.world  # noqa: F401  registers sandbox-k
-
-    return READERS
