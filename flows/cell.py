@@ -4,9 +4,11 @@ its own infrastructure and GPU request, when the config says `dispatch: deployme
 from prefect import flow
 from prefect.runtime import flow_run
 
-from ftscope.cell import Cell, ModelContext, pin_threads
+from ftscope.cell import ModelContext
 from ftscope.config import parse_config
+from ftscope.grid import Cell
 from ftscope.plan import PlannedCell
+from ftscope.runtime import pin_threads
 from tasks.study import base_model_task, cell_task, prepare_data_task, prepare_model_task
 
 

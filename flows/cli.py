@@ -1,4 +1,6 @@
-"""The `ftscope` command: run, validate, status, report, results."""
+"""The `ftscope` command: run, validate, status, report, results, submit, retry. Each command imports what it
+uses when it runs (`ftscope --help` imports nothing heavy; `status` no model code), so every import below
+sits in the command that needs it."""
 
 import argparse
 import os
@@ -6,7 +8,7 @@ import sys
 
 
 def _validate_or_exit(config: str, results: str | None, calibrate: bool = False):
-    from ftscope.validate import validate
+    from ftscope.validate import validate  # deferred: see the module docstring
 
     cfg, problems, notes = validate(config, results, calibrate)
     for n in notes:
@@ -27,18 +29,18 @@ def cmd_validate(args) -> int:
 
 def cmd_run(args) -> int:
     cfg = _validate_or_exit(args.config, args.results)
-    from flows.server import ServerDidNotStart, local_api
+    from flows.server import ServerDidNotStart, local_api  # deferred: see the module docstring
 
     try:
         with local_api():
-            from flows.study import study
+            from flows.study import study  # deferred: see the module docstring
 
             state = study(config_path=args.config, results_dir=args.results, validated=True, return_state=True)
     except ServerDidNotStart as e:
         print(e, file=sys.stderr)
         return 1
-    from ftscope.report import build_report, report_text
-    from ftscope.store import Store
+    from ftscope.report.render import build_report, report_text  # deferred: see the module docstring
+    from ftscope.store import Store  # deferred: see the module docstring
 
     store = Store(cfg.results_dir)
     # a completed flow returns the text its report task wrote; after a failure, read it from the store
@@ -56,35 +58,37 @@ def cmd_run(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from pathlib import Path
+    from pathlib import Path  # deferred: see the module docstring
 
-    from ftscope.report import status_table
-    from ftscope.store import Store
+    from ftscope.report.status import status_table  # deferred: see the module docstring
+    from ftscope.runs import dead_runs, latest_config, latest_runs  # deferred: see the module docstring
+    from ftscope.store import Store  # deferred: see the module docstring
 
     store = Store(args.results)
     claims, prefect = None, None
     try:
-        from flows.cluster import cell_runs, latest_config
-
         cfg = latest_config(store, args.study)
         claims = Path(cfg["artifacts_dir"]) / "claims"
         if os.environ.get("PREFECT_API_URL"):
+            from flows.cluster import cell_runs  # deferred: Prefect's client, only with a server to ask
+
             prefect = cell_runs([r["cell_id"] for r in store.read("plan").to_pylist()])
     except Exception as e:  # noqa: BLE001 -- the store alone still gives every cell's state
         print(f"(no live states: {e})", file=sys.stderr)
     text, counts = status_table(store, args.study, claims, prefect)
     print(text)
-    runs = sorted(store.read("runs").to_pylist(), key=lambda r: r["started_at"])
+    runs, dead = latest_runs(store, args.study), {r["run_id"] for r in dead_runs(store, args.study)}
     if runs:
         r = runs[-1]
-        print(f"latest run: {r['status']} ({r['study']}, started {str(r['started_at'])[:19]})"
+        state = "crashed (its process is gone)" if r["run_id"] in dead else r["status"]
+        print(f"latest run: {state} ({r['study']}, started {str(r['started_at'])[:19]})"
               + (f"  {r['prefect_url']}" if r["prefect_url"] else ""))
     return 1 if counts.get("failed") else 0
 
 
 def cmd_report(args) -> int:
-    from ftscope.report import build_report, read_results, report_text
-    from ftscope.store import Store
+    from ftscope.report.render import build_report, read_results, report_text  # deferred: see the module docstring
+    from ftscope.store import Store  # deferred: see the module docstring
 
     store = Store(args.results)
     results = read_results(store, args.study)
@@ -92,9 +96,9 @@ def cmd_report(args) -> int:
     page = build_report(store, args.out or os.path.join(args.results, "report"), args.study, results)
     print(f"\nreport: {page}")
     if args.readme:
-        from pathlib import Path
+        from pathlib import Path  # deferred: see the module docstring
 
-        from ftscope.report import findings_markdown, rewrite_readme
+        from ftscope.report.render import findings_markdown, rewrite_readme  # deferred: see the module docstring
 
         for name, (kind, res) in results.items():
             ok = rewrite_readme(Path(args.readme), name, findings_markdown(kind, res))
@@ -104,8 +108,8 @@ def cmd_report(args) -> int:
 
 def cmd_submit(args) -> int:
     cfg = _validate_or_exit(args.config, args.results)
-    from flows.cluster import NoServer, submit
-    from ftscope.config import resolved_raw
+    from flows.cluster import NoServer, submit  # deferred: see the module docstring
+    from ftscope.config import resolved_raw  # deferred: see the module docstring
 
     try:
         link = submit(resolved_raw(args.config, {"results_dir": args.results}), args.deployment)
@@ -117,7 +121,7 @@ def cmd_submit(args) -> int:
 
 
 def cmd_retry(args) -> int:
-    from flows.cluster import NoServer, retry
+    from flows.cluster import NoServer, retry  # deferred: see the module docstring
 
     try:
         todo, link = retry(args.results, args.study, args.deployment)
@@ -131,7 +135,7 @@ def cmd_retry(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from ftscope.store import SCHEMAS, Store
+    from ftscope.store import SCHEMAS, Store  # deferred: see the module docstring
 
     if args.table not in SCHEMAS and args.table != "attempts":
         print(f"unknown table {args.table!r}; tables: {', '.join(sorted(SCHEMAS))}", file=sys.stderr)
@@ -152,7 +156,7 @@ def cmd_results(args) -> int:
         text = rel.df().to_csv(index=False)
         open(args.output, "w").write(text) if args.output else sys.stdout.write(text)
     else:
-        from ftscope.report.page import table_text
+        from ftscope.report.page import table_text  # deferred: see the module docstring
 
         text = table_text(rel.df().to_dict("records"))
         open(args.output, "w").write(text + "\n") if args.output else print(text)
@@ -160,7 +164,7 @@ def cmd_results(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ftscope import __version__
+    from ftscope import __version__  # deferred: see the module docstring
 
     p = argparse.ArgumentParser(prog="ftscope", description="What fine-tuning does to a language model: Study K "
                                 "(knowledge) and Study G (generalization), from one YAML config, at any scale.")

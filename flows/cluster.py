@@ -3,15 +3,18 @@ is missing or failed, and read the Prefect state of each cell's runs. Needs a Pr
 (PREFECT_API_URL)."""
 
 import os
+from datetime import datetime, timezone
 
-import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_UI_URL
+from prefect.states import Crashed
 
 from ftscope.config import parse_config
+from ftscope.runs import dead_runs, latest_config
 from ftscope.store import Store
+from tasks.dispatch import crashed
 
 
 class NoServer(RuntimeError):
@@ -36,15 +39,6 @@ def submit(raw: dict, deployment: str = "study/study") -> str:
     return ui_link(run.id)
 
 
-def latest_config(store: Store, study: str | None = None) -> dict:
-    """The resolved config of the latest run recorded in a results directory."""
-    runs = sorted((r for r in store.read("runs").to_pylist() if not study or r["study"] == study),
-                  key=lambda r: r["started_at"])
-    if not runs:
-        raise ValueError(f"{store.uri} records no run{' of ' + study if study else ''}: nothing to retry")
-    return yaml.safe_load(runs[-1]["config"])
-
-
 def cell_runs(cell_ids: list[str]) -> dict[str, object]:
     """cell id -> the latest flow run of the cell deployment for it (runs are tagged cell:<id>)."""
     require_server()
@@ -65,30 +59,11 @@ def cell_runs(cell_ids: list[str]) -> dict[str, object]:
     return out
 
 
-def dead_study_runs(store: Store, study: str) -> list[dict]:
-    """Study runs recorded as running whose process is gone (checked on this host only)."""
-    import socket
-
-    from ftscope.store import _alive
-
-    last: dict[str, dict] = {}
-    for r in sorted(store.read("runs").to_pylist(), key=lambda r: (r["started_at"], r["finished_at"] is not None)):
-        last[r["run_id"]] = r
-    return [r for r in last.values() if r["study"] == study and r["status"] == "running"
-            and r["host"] == socket.gethostname() and r["pid"] is not None and not _alive(r["pid"])]
-
-
 def mark_zombies(cfg, store: Store) -> list[str]:
     """Runs that Prefect still shows running though their worker died: cell runs (their claim is free
     and they wrote no result) and study runs (their process is gone), marked Crashed."""
-    from datetime import datetime, timezone
-
-    from prefect.states import Crashed
-
-    from tasks.dispatch import crashed
-
     with get_client(sync_client=True) as client:
-        for r in dead_study_runs(store, cfg.study):
+        for r in dead_runs(store, cfg.study):
             try:
                 client.set_flow_run_state(r["run_id"], Crashed(message="its process died"), force=True)
             except Exception:  # noqa: BLE001 -- a run of another server, or already gone

@@ -3,6 +3,7 @@ temporary server started for this run, with its own throwaway database, that die
 even when it is killed with SIGKILL (Linux: the kernel's parent-death signal). Prefect's own temporary
 server outlives a killed parent by minutes."""
 
+import ctypes
 import importlib.util
 import os
 import shutil
@@ -23,8 +24,6 @@ class ServerDidNotStart(RuntimeError):
 
 def _die_with_parent() -> None:
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass  # not Linux: the server is still stopped when this process exits normally
@@ -77,8 +76,8 @@ def local_api():
         # retries them against the stopped server for about a minute.
         if "prefect" in sys.modules:
             try:
-                from prefect.events.worker import EventsWorker
-                from prefect.logging.handlers import APILogWorker
+                from prefect.events.worker import EventsWorker  # deferred: Prefect reads its settings on import
+                from prefect.logging.handlers import APILogWorker  # deferred: as above
 
                 APILogWorker.drain_all(timeout=5)
                 EventsWorker.drain_all(timeout=5)

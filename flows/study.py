@@ -13,10 +13,11 @@ from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.cell import cell_parameters
-from ftscope.cell import ModelContext, pin_threads
+from ftscope.cell import ModelContext
 from ftscope.config import ConfigError, parse_config, resolved_raw
 from ftscope.plan import pending
 from ftscope.runs import RunRecord
+from ftscope.runtime import pin_threads
 from ftscope.store import Store
 from ftscope.studies import STUDIES
 from ftscope.validate import check_config

@@ -3,8 +3,6 @@ the study evaluates it -> rows in the store. Failures are recorded, never lost."
 
 import json
 import logging
-import platform
-import socket
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -13,59 +11,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ftscope import __version__, checkpoints
-from ftscope.fingerprint import fingerprint
+from ftscope import checkpoints
+from ftscope.grid import Cell, cell_spec
 from ftscope.locks import exclusive
-from ftscope.methods import RECIPES, Built, variant_name
+from ftscope.methods import RECIPES, Built
 from ftscope.models import load_model, load_tokenizer
 from ftscope.prompts import Prompter
+from ftscope.runtime import runtime, versions
 from ftscope.store import Store
 from ftscope.studydata import StudyData
 from ftscope.train.examples import build_examples
 from ftscope.train.gpus import hold_gpus
 
 log = logging.getLogger("ftscope.cell")
-
-
-@dataclass(frozen=True)
-class Cell:
-    """A point of the grid. `axes` are what the study varies (Study K: level, n; Study G: train, size);
-    `params` are the method's variant settings (restore: strategy, k_percent; fticl: shots)."""
-    model: str
-    method: str
-    axes: tuple[tuple[str, Any], ...] = ()
-    seed: int = 0
-    params: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def variant(self) -> str:
-        """The method with its settings: sft, restore-top5, fticl-2, ..."""
-        return variant_name(RECIPES.get(self.method), dict(self.params))
-
-    @property
-    def label(self) -> str:
-        return "/".join([self.model, *(f"{k}={v}" for k, v in self.axes), self.variant, f"s{self.seed}"])
-
-    @property
-    def parent(self) -> "Cell | None":
-        """The cell whose checkpoint this one starts from (restore: its SFT cell)."""
-        parent = RECIPES.get(self.method).parent
-        return Cell(self.model, RECIPES.get(parent).name, self.axes, self.seed) if parent else None
-
-
-def cell_spec(cfg, study, cell: Cell) -> dict:
-    """Everything that changes a cell's result, and nothing that does not (e.g. the study name)."""
-    recipe = RECIPES.get(cell.method)
-    return {"cell": {"model": cell.model, "method": recipe.name, "axes": dict(cell.axes), "seed": cell.seed,
-                     "params": dict(cell.params)},
-            "model": cfg.model(cell.model).model_dump(), "study": study.cell_config(cfg, cell),
-            "method": recipe.relevant(cfg)}
-
-
-def cell_id(cfg, study, cell: Cell, data_fp: str, model_fp: str) -> str:
-    return fingerprint({**cell_spec(cfg, study, cell), "data_fp": data_fp, "model_fp": model_fp})
 
 
 @dataclass(frozen=True)
@@ -155,28 +113,6 @@ class CellRun:
     def checkpoint(self, built: Built) -> Path:
         """The built model's weights on disk (saved now if they are not yet)."""
         return checkpoints.save(self, built)
-
-
-def versions() -> str:
-    import peft
-    import transformers
-
-    return json.dumps({"ftscope": __version__, "python": platform.python_version(), "torch": torch.__version__,
-                       "transformers": transformers.__version__, "peft": peft.__version__})
-
-
-def pin_threads(cfg) -> None:
-    """CPU results depend on the number of threads a reduction is split over: use the config's when set
-    (the count is recorded in every cell's row either way)."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-
-
-def runtime(gpus: list[int] | None) -> dict:
-    """What a result may depend on beyond its config: where and how it ran."""
-    device = f"cuda:{','.join(map(str, gpus))} {torch.cuda.get_device_name(gpus[0])}" if gpus else \
-        f"cpu {torch.backends.cpu.get_cpu_capability()}"
-    return {"host": socket.gethostname(), "device": device, "threads": torch.get_num_threads()}
 
 
 def run_cell(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, parent_id: str | None = None,

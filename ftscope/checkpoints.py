@@ -30,9 +30,8 @@ def save(run, built) -> Path:
         return Path(built.checkpoint)
     out = checkpoint_of(run.cfg, run.cid)
     if not (out / "config.json").exists():
-        built.merged().save_pretrained(out)
+        built.merge_adapter().model.save_pretrained(out)
         run.tokenizer.save_pretrained(out)
-    built.checkpoint = out
     return out
 
 

@@ -5,6 +5,11 @@ short calibration run of the real generator on the real model)."""
 import time
 from pathlib import Path
 
+from ftscope import generation
+from ftscope.models import load_model, load_tokenizer
+from ftscope.prompts import encode
+from ftscope.sandbox.pretrain import sandbox_model_dir
+
 
 def human(n: float) -> str:
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
@@ -30,8 +35,6 @@ def estimate(samples: float, per_second: float | None, how: str) -> str:
 def local_model(model_cfg, data, cache_dir: str) -> str | None:
     """The base model's local checkpoint if it exists without any work (no pretraining, no download)."""
     if model_cfg.sandbox is not None:
-        from ftscope.sandbox.pretrain import sandbox_model_dir
-
         d = sandbox_model_dir(model_cfg.sandbox, data, cache_dir)
         return str(d) if (d / "config.json").exists() else None
     return model_cfg.path if Path(model_cfg.path).is_dir() else None
@@ -40,10 +43,6 @@ def local_model(model_cfg, data, cache_dir: str) -> str | None:
 def calibrate(model_cfg, path: str, prompts: list[str], *, n_sample: int, max_new_tokens: int,
               temperature: float | None, token_budget: int, stop: str = "newline", min_seconds: float = 3) -> float:
     """Samples per second of the real generator on this machine, on up to 256 of the plan's prompts."""
-    from ftscope import generation
-    from ftscope.models import load_model, load_tokenizer
-    from ftscope.prompts import encode
-
     tok = load_tokenizer(path, model_cfg.trust_remote_code)
     model = load_model(path, model_cfg.dtype, model_cfg.trust_remote_code, None, model_cfg.use_safetensors)
     ids = [encode(tok, p, model_cfg.prompt.style) for p in prompts[:256]]

@@ -61,3 +61,14 @@ def holder(path: Path) -> dict | None:
                 return {}
         fcntl.flock(f, fcntl.LOCK_UN)
         return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (owned by anyone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -2,7 +2,7 @@
 answers; `label_prob` is scored from the next-token probabilities of the label words instead
 (ftscope/evaluate.py), so its score is simply whether the predicted label is the gold one.
 
-Register another with `METRICS.register(name, Metric(...))`.
+Register another with `register(Metric(...))` in a plug-in; a dataset then names it.
 """
 
 import re
@@ -40,7 +40,7 @@ def exact_match(prediction: str, golds: list[str]) -> float:
 
 @lru_cache(maxsize=1)
 def _rouge():
-    from rouge_score import rouge_scorer
+    from rouge_score import rouge_scorer  # deferred: rouge-score pulls in nltk; only generation tasks need it
 
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
@@ -56,13 +56,24 @@ def label_match(prediction: str, golds: list[str]) -> float:
 
 @dataclass(frozen=True)
 class Metric:
+    """What the reports and `validate` need to know of a metric, so that none of them knows one by name."""
     name: str
-    predict: Literal["generate", "label_prob"]  # how the prediction is made
+    predict: Literal["generate", "label_prob"]  # how the prediction is made: decoded text, or the likeliest label
     score: Callable[[str, list[str]], float]
     proportion: bool  # every score is 0 or 1 (Wilson intervals apply); else bootstrap over items
+    fits: tuple[str, ...] = ()  # the dataset types it can score; () = what its prediction kind can
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return self.fits or (("classification",) if self.predict == "label_prob" else ("cbqa", "generation"))
+
+
+def register(metric: Metric) -> Metric:
+    return METRICS.register(metric.name, metric)
 
 
 METRICS: Registry[Metric] = Registry("metric")
 for _m in (Metric("contains", "generate", contains, True), Metric("exact_match", "generate", exact_match, True),
-           Metric("rouge_l", "generate", rouge_l, False), Metric("label_prob", "label_prob", label_match, True)):
-    METRICS.register(_m.name, _m)
+           Metric("rouge_l", "generate", rouge_l, False, ("generation",)),
+           Metric("label_prob", "label_prob", label_match, True)):
+    register(_m)

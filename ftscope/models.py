@@ -5,12 +5,14 @@ import threading
 
 import torch
 
+from ftscope.sandbox.pretrain import build_sandbox_model
+
 _LOAD_LOCK = threading.Lock()  # from_pretrained's meta-device init is not thread-safe
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # deferred: transformers takes seconds to import; most commands never do
 
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
@@ -23,8 +25,8 @@ def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = Fals
     """For evaluation and analysis: on one GPU, or spread layer by layer over several (a 70B model
     in bf16 does not fit one), or on the CPU when there is no GPU. Weights load from safetensors only
     (pickled weights can run code) unless the model entry opts out."""
-    from transformers import AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
+    from transformers import AutoModelForCausalLM  # deferred: as above, and its model code more
+    from transformers.utils import logging as hf_logging  # deferred: as above
 
     hf_logging.disable_progress_bar()
     if trust_remote_code:
@@ -45,8 +47,6 @@ def base_model_path(model_cfg, data, cache_dir: str) -> str:
     """The base checkpoint: a hub id or local dir as given, or the (cached) pretrained sandbox model."""
     if model_cfg.sandbox is None:
         return model_cfg.path
-    from ftscope.sandbox.pretrain import build_sandbox_model
-
     return build_sandbox_model(model_cfg.sandbox, data, cache_dir)
 
 

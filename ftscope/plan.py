@@ -5,8 +5,8 @@ import json
 from dataclasses import dataclass
 
 from ftscope import checkpoints
-from ftscope.cell import Cell, cell_id
 from ftscope.fingerprint import model_fingerprint
+from ftscope.grid import Cell, cell_id
 from ftscope.methods import RECIPES
 from ftscope.store import Store
 
@@ -17,24 +17,6 @@ class PlannedCell:
     cid: str
     parent_id: str | None  # the cell whose checkpoint this one starts from
     has_children: bool = False  # other cells start from this one's checkpoint
-
-
-def expand(cfg, points: list[tuple[tuple, object]], methods: list[str], seeds: list[int]) -> list[Cell]:
-    """The cells of a grid: methods that evaluate the base model as it is (base, icl) once per model;
-    every other method at every point (axes, training DatasetSpec) x seed x its variants. Cells that
-    start from another come after every cell they could start from."""
-    recipes = [RECIPES.get(m) for m in methods]
-    cells = [Cell(m.name, r.name) for r in recipes if not r.trains and r.parent is None for m in cfg.models]
-    later = []
-    for m in cfg.models:
-        for axes, train_spec in points:
-            for seed in seeds:
-                for r in recipes:
-                    if r.trains or r.parent:
-                        cells_of = later if r.parent else cells
-                        cells_of += [Cell(m.name, r.name, axes, seed, tuple(v.items()))
-                                     for v in r.variants(cfg, train_spec)]
-    return cells + later
 
 
 def cell_ids(cfg, study, data, base_paths: dict[str, str]) -> dict[str, str]:

@@ -110,3 +110,10 @@ def dataset_texts(ds: Dataset):
                 yield it[f]
     yield template_words(spec.templates)
     yield " ".join(spec.labels or [])
+
+
+def prompt_problems(models, ds) -> list[str]:
+    """A model's own prompt template may only use fields the dataset's items have."""
+    have = set(ds.items[0]) if ds.items else set()
+    return [f"models.{m.name}.prompt.template: {{{f}}} is not a field of {ds.name}'s items (fields: {sorted(have)})"
+            for m in models if m.prompt.template for f in sorted(placeholders(m.prompt.template) - have)]

@@ -8,13 +8,13 @@ from datetime import datetime, timezone
 
 import yaml
 
+from ftscope.locks import pid_alive
+from ftscope.runtime import versions
 from ftscope.store import Store
 
 
 class RunRecord:
     def __init__(self, cfg, store: Store, prefect_url: str | None = None, run_id: str | None = None):
-        from ftscope.cell import versions
-
         self.cfg, self.store = cfg, store
         self.row = {"run_id": run_id or uuid.uuid4().hex, "study": cfg.study, "kind": cfg.kind,
                     "config": yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
@@ -39,3 +39,28 @@ def headline(store: Store, cid: str) -> dict[str, float]:
         if r["slice"] == "all" and r["prompt_map"] == 0 and r["shots"] == 0:
             by.setdefault(r["domain"], []).append(r["value"])
     return {d: sum(v) / len(v) for d, v in sorted(by.items())}
+
+
+def latest_config(store: Store, study: str | None = None) -> dict:
+    """The resolved config of the latest run recorded in a results directory."""
+    runs = sorted((r for r in store.read("runs").to_pylist() if not study or r["study"] == study),
+                  key=lambda r: (r["started_at"], r["finished_at"] is not None))
+    if not runs:
+        raise ValueError(f"{store.uri} records no run{' of ' + study if study else ''}")
+    return yaml.safe_load(runs[-1]["config"])
+
+
+def latest_runs(store: Store, study: str | None = None) -> list[dict]:
+    """Every run's latest record, oldest first (a run writes one record when it starts and one when it ends)."""
+    last: dict[str, dict] = {}
+    for r in sorted(store.read("runs").to_pylist(), key=lambda r: (r["started_at"], r["finished_at"] is not None)):
+        if not study or r["study"] == study:
+            last[r["run_id"]] = r
+    return sorted(last.values(), key=lambda r: r["started_at"])
+
+
+def dead_runs(store: Store, study: str | None = None) -> list[dict]:
+    """Runs recorded as running whose process is gone (checked on this host only: another host's pid means
+    nothing here)."""
+    return [r for r in latest_runs(store, study) if r["status"] == "running" and r["host"] == socket.gethostname()
+            and r["pid"] is not None and not pid_alive(r["pid"])]

@@ -17,7 +17,7 @@ def checkpoint_dir(path: str) -> Path:
     """A local checkpoint directory for a local path or a hub id (from the local HF cache)."""
     if Path(path).is_dir():
         return Path(path)
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # deferred: only hub ids need it
 
     return Path(snapshot_download(path, allow_patterns=["*.json", "*.safetensors"]))
 

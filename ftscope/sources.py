@@ -16,8 +16,8 @@ def looks_local(path: str) -> bool:
 
 def hub_problem(repo_id: str, repo_type: str = "model") -> str | None:
     """None if the hub id can be used here (reachable, or in the local hub cache when offline)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.utils import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub import snapshot_download  # deferred: only hub ids need it
+    from huggingface_hub.utils import HfHubHTTPError, LocalEntryNotFoundError  # deferred: as above
 
     try:
         snapshot_download(repo_id, repo_type=repo_type, local_files_only=True, allow_patterns=["*.json"])
@@ -27,7 +27,7 @@ def hub_problem(repo_id: str, repo_type: str = "model") -> str | None:
     if offline():
         return "not a local directory; as a hub id it is not in the local hub cache and HF_HUB_OFFLINE is set"
     try:
-        from huggingface_hub import HfApi
+        from huggingface_hub import HfApi  # deferred: as above
 
         getattr(HfApi(), "dataset_info" if repo_type == "dataset" else "model_info")(repo_id, timeout=10)
         return None

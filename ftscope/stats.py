@@ -29,12 +29,6 @@ def bootstrap_mean(values, n_boot: int = 2000, seed: int = 0) -> tuple[float, fl
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def interval(values, proportion: bool, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Wilson for a proportion (every value 0 or 1), bootstrap over items otherwise."""
-    x = np.asarray(values, dtype=float)
-    return wilson(float(x.sum()), len(x)) if proportion else bootstrap_mean(x, n_boot, seed)
-
-
 def paired_difference(a, b, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """mean(a) - mean(b) over the same items (a[i] and b[i] score item i), with a 95% interval from
     resampling items, so that what the items share cancels out."""

@@ -13,12 +13,14 @@ import socket
 import time
 import uuid
 
+import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ftscope.faults import kill_point
+from ftscope.locks import pid_alive
 
 SCHEMA_VERSION = 2
 STAGING = ".staging"
@@ -66,7 +68,7 @@ class Store:
             try:  # s3://, gs://, hdfs://, file:// natively
                 self.fs, self.root = pafs.FileSystem.from_uri(root)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # any other fsspec filesystem
-                import fsspec
+                import fsspec  # deferred: only object stores pyarrow does not know need it
 
                 protocol, path = root.split("://", 1)
                 self.fs, self.root = pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem(protocol))), path
@@ -108,7 +110,7 @@ class Store:
         gone, host = [], socket.gethostname()
         for i in info:
             parts = i.base_name.rsplit(".", 4)  # table.key . host . pid . uuid . tmp
-            dead = len(parts) == 5 and parts[1] == host and parts[2].isdigit() and not _alive(int(parts[2]))
+            dead = len(parts) == 5 and parts[1] == host and parts[2].isdigit() and not pid_alive(int(parts[2]))
             if dead or (i.mtime is not None and time.time() - i.mtime.timestamp() > older_than_s):
                 self.fs.delete_file(i.path)
                 gone.append(i.path)
@@ -157,13 +159,11 @@ class Store:
                 latest[row["cell_id"]] = row
         return latest
 
-    def sql(self, query: str):
-        """DuckDB SQL over the store. Views: every table by name, where tables keyed by cell hold only
-        rows of cells whose latest attempt is done; `cells`: the latest attempt of every cell, with its
-        axes and variant settings as columns (level, n, train, size, strategy, k_percent, shots...);
-        `attempts`: every `cells` row."""
-        import duckdb
-
+    def sql(self, query: str, params: list | None = None):
+        """DuckDB SQL over the store, with `?` placeholders bound to `params` (never paste a value into the
+        query). Views: every table by name, where tables keyed by cell hold only rows of cells whose latest
+        attempt is done; `cells`: the latest attempt of every cell, with its axes and variant settings as
+        columns (level, n, train, size, strategy, k_percent, shots...); `attempts`: every `cells` row."""
         con = duckdb.connect()
         attempts = self.read("cells")
         done = pa.array(sorted(self.done_cells()), pa.string())
@@ -185,14 +185,4 @@ class Store:
                 flat += f", coalesce(json_extract_string(axes, '$.{k}'), json_extract_string(params, '$.{k}')) AS \"{k}\""
         con.sql(f"CREATE VIEW cells AS SELECT *{flat} FROM attempts "
                 "QUALIFY row_number() OVER (PARTITION BY cell_id ORDER BY finished_at DESC) = 1")
-        return con.sql(query)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return con.sql(query, params=params)

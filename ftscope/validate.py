@@ -1,11 +1,18 @@
 """`ftscope validate`: every problem with a study config, found before anything expensive runs."""
 
+import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 
+import torch
+
 from ftscope.config import ConfigError, load_config
+from ftscope.methods import RECIPES
 from ftscope.sources import model_problem
+from ftscope.store import Store
+from ftscope.studies import STUDIES
 from ftscope.train.deepspeed import deepspeed_config
 from ftscope.train.launcher import launcher_executable
 
@@ -22,8 +29,6 @@ def validate(path: str, results_dir: str | None = None, calibrate: bool = False)
 
 def check_config(cfg, calibrate: bool = False) -> tuple[list[str], list[str]]:
     """(problems, notes) of a parsed config: everything `validate` checks beyond the schema."""
-    from ftscope.studies import STUDIES
-
     study = STUDIES.get(cfg.kind)
     problems, notes = list(study.validate(cfg)), []
     if problems and any(p.startswith("data.dataset") for p in problems):
@@ -38,8 +43,6 @@ def check_config(cfg, calibrate: bool = False) -> tuple[list[str], list[str]]:
     per_method = Counter(c.method for c in cells)
     notes.append(f"grid: {len(cells)} cells ({', '.join(f'{n} {m}' for m, n in per_method.items())}) over "
                  f"{len(cfg.models)} model(s)")
-    from ftscope.methods import RECIPES
-
     full = sorted({RECIPES.get(c.method).name for c in cells if RECIPES.get(c.method).full_weights})
     gpus_here = _gpus_here()
     for m in cfg.models:
@@ -66,15 +69,11 @@ def check_config(cfg, calibrate: bool = False) -> tuple[list[str], list[str]]:
 
 
 def _gpus_here() -> int:
-    import torch
-
     return torch.cuda.device_count()
 
 
 def quantization_of(path: str) -> str | None:
     """The quantization a local checkpoint declares in its config.json (e.g. 'bitsandbytes 4-bit'), or None."""
-    import json
-
     config = Path(path) / "config.json"
     if not config.is_file():
         return None
@@ -89,8 +88,6 @@ def _store_problems(results_dir: str) -> list[str]:
     """The results directory must be a writable directory (or a reachable object-store URL)."""
     if "://" in results_dir:
         try:
-            from ftscope.store import Store
-
             Store(results_dir).files("cells")
         except Exception as e:  # noqa: BLE001 -- any filesystem error means it cannot be used
             return [f"results_dir: cannot open {results_dir}: {e}"]
@@ -99,8 +96,6 @@ def _store_problems(results_dir: str) -> list[str]:
     existing = next((q for q in [p, *p.parents] if q.exists()), None)
     if existing is not None and not existing.is_dir():
         return [f"results_dir: {existing} is a file, not a directory; choose another results_dir"]
-    import os
-
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         return [f"results_dir: {existing} is not writable by this user; choose another results_dir"]
     return []

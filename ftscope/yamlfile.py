@@ -77,14 +77,15 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
-def load_chain(path: Path, key: str, what: str, seen: tuple = ()) -> dict:
+def load_chain(path: Path, key: str, what: str, referrer: Path | None = None, seen: tuple = ()) -> dict:
     """A mapping whose `key` (extends: / include:) names another file of the same kind, relative to this
     one: that file's mapping with this one's merged over it, recursively."""
     if path.resolve() in seen:
-        raise YamlError(f"{path}: '{key}' loops back to itself")
-    if not path.exists():
-        raise YamlError(f"{seen[-1] if seen else path}: {key}: no such file {path}" if seen else
-                        f"{what} not found: {path}")
+        raise YamlError(f"{referrer}: {key}: {path} loops back to a file that includes it")
+    if not path.is_file():
+        where = f"{referrer}: {key}: " if referrer else ""
+        raise YamlError(f"{where}{path} is a directory, not a YAML file" if path.is_dir() else
+                        f"{where}{what} not found: {path}")
     raw = load(path, what)
     if raw is None:
         raw = {}
@@ -95,7 +96,4 @@ def load_chain(path: Path, key: str, what: str, seen: tuple = ()) -> dict:
         return raw
     if not isinstance(parent, str) or not parent.strip():
         raise YamlError(f"{path}: {key}: must name one file (a path relative to this one), got {short(parent)}")
-    target = path.parent / parent
-    if target.is_dir():
-        raise YamlError(f"{path}: {key}: {target} is a directory; name a YAML file")
-    return merge(load_chain(target, key, what, seen + (path.resolve(),)), raw)
+    return merge(load_chain(path.parent / parent, key, what, path, seen + (path.resolve(),)), raw)

@@ -3,6 +3,7 @@ cache (cells already done are skipped by the flow), so Prefect's own input-hash 
 hashing a dataset on every call would cost more than it saves."""
 
 from contextlib import contextmanager
+from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -12,6 +13,7 @@ from ftscope import checkpoints
 from ftscope.cell import ModelContext, run_cell
 from ftscope.models import base_model_path
 from ftscope.plan import PlannedCell, plan_cells
+from ftscope.report.render import build_report, read_results, report_text
 from ftscope.shards import checkpoint_dir
 from ftscope.store import Store
 from ftscope.studies import STUDIES
@@ -61,10 +63,6 @@ def release_task(cfg, planned: list[PlannedCell]) -> list[str]:
 def report_task(cfg) -> tuple[str, str]:
     """(the text tables and verdicts, the HTML report's path): under the results directory, or under the artifacts
     directory when results live in an object store."""
-    from pathlib import Path
-
-    from ftscope.report import build_report, read_results, report_text
-
     store = Store(cfg.results_dir)
     out = Path(cfg.results_dir) / "report" if store.local else Path(cfg.artifacts_dir) / cfg.study / "report"
     results = read_results(store, cfg.study)

@@ -64,9 +64,9 @@ def smoke_base(smoke_config):
     from ftscope.studies import k
 
     cfg = load_config(smoke_config)
-    data = k.load_data(cfg)
+    data = k.STUDY.load_data(cfg)
     base = base_model_path(cfg.models[0], data, cfg.cache_dir)
-    levels = k.prepare(cfg, cfg.models[0], base, data, Store(cfg.results_dir))
+    levels = k.STUDY.prepare(cfg, cfg.models[0], base, data, Store(cfg.results_dir))
     return cfg, data, base, levels
 
 
@@ -99,7 +99,7 @@ def smoke_g_base(smoke_g_config):
     from ftscope.studies import g
 
     cfg = load_config(smoke_g_config)
-    data = g.load_data(cfg)
+    data = g.STUDY.load_data(cfg)
     return cfg, data, base_model_path(cfg.models[0], data, cfg.cache_dir)
 
 

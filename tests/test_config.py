@@ -4,8 +4,8 @@ from pathlib import Path
 
 import yaml
 
-from ftscope.cell import Cell, cell_id
 from ftscope.config import load_config
+from ftscope.grid import Cell, cell_id
 from ftscope.studies import STUDIES
 from ftscope.validate import validate
 

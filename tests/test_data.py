@@ -47,11 +47,11 @@ def test_study_data_is_cached_by_fingerprint(tmp_path):
 
     cfg = load_config("configs/smoke.yaml", {"cache_dir": str(tmp_path), "results_dir": str(tmp_path / "r")})
     small = cfg.model_copy(update={"data": cfg.data.model_copy(update={"options": SMALL})})
-    a = k.load_data(small)
+    a = k.STUDY.load_data(small)
     assert list((tmp_path / "data").glob("*.json"))
-    b = k.load_data(small)
+    b = k.STUDY.load_data(small)
     assert a == b
-    c = k.load_data(cfg.model_copy(update={"data": cfg.data.model_copy(update={"options": {**SMALL, "seed": 1}})}))
+    c = k.STUDY.load_data(cfg.model_copy(update={"data": cfg.data.model_copy(update={"options": {**SMALL, "seed": 1}})}))
     assert c.fingerprint != a.fingerprint
 
 

@@ -11,7 +11,6 @@ import yaml
 from flows.study import study
 from ftscope.config import load_config
 from ftscope.datasets import Where, get
-from ftscope.models import base_model_path
 from ftscope.plan import cell_ids
 from ftscope.store import Store
 from ftscope.studies import STUDIES

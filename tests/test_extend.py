@@ -1,19 +1,27 @@
-"""Extending ftscope without touching it: a method is one plug-in module with its config section, a
-dataset is one YAML description plus its data file; a tiny study then runs with both."""
+"""Extending ftscope without touching it: a method and a metric are one plug-in module (the method with its
+config section), a dataset is one YAML description plus its data file; a tiny study then runs with them,
+and the report shows the plug-in's method and metric with no other file changed."""
 
 import json
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import yaml
 
 from flows.study import study
 from ftscope.store import Store
 
+ROOT = Path(__file__).resolve().parents[1]
+
 NOOP = '''
 """`noop`: the base model, untouched, as a method of its own (with a config section)."""
 from pydantic import BaseModel
 
 from ftscope.methods import Built, Recipe, register
+from ftscope.metrics import Metric
+from ftscope.metrics import register as register_metric
 
 
 class NoopConfig(BaseModel):
@@ -26,13 +34,21 @@ def build(run):
 
 
 register(Recipe("noop", build, section=("noop", NoopConfig)))
+
+
+def answered(prediction, golds):
+    """`answered`: 1 when the model wrote anything at all (a toy metric of a plug-in)."""
+    return float(bool(prediction.strip()))
+
+
+register_metric(Metric("answered", "generate", answered, proportion=True))
 '''
 
 TOY = '''
 name: toy-facts
 task: cbqa
 type: cbqa
-metric: contains
+metric: answered
 templates: ["Question: {question}\\nAnswer:"]
 target: answers
 source: {format: files, records: toy.json}
@@ -78,3 +94,15 @@ def test_a_plugin_method_and_a_described_dataset_run_a_study(smoke_base, prefect
     assert kl[cells["noop"]["cell_id"]] == 0 and kl[cells["sft"]["cell_id"]] > 0
     mastery = store.read("mastery").to_pylist()
     assert len(mastery) == 18 and {r["n_map"] for r in mastery} == {2}
+    assert {r["metric"] for r in store.read("metrics").to_pylist()} == {"answered"}
+
+    # the report, from the store alone in a fresh process, shows the plug-in's method and metric
+    out = subprocess.run([sys.executable, "-m", "flows.cli", "report", str(tmp_path / "results"), "--out",
+                          str(tmp_path / "report")], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    noop = [line for line in out.stdout.splitlines() if line.split()[1:2] == ["noop"]]
+    assert len(noop) == 3, out.stdout  # ID and OOD accuracy by the plug-in's metric, and KL
+    answered = {m["cell_id"]: m["value"] for m in store.read("metrics").to_pylist() if m["slice"] == "all"
+                and m["domain"] == "id"}
+    assert f"{100 * answered[cells['noop']['cell_id']]:.3g}" in noop[0]
+    assert "noop" in (tmp_path / "report" / "report.html").read_text()

@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 from flows.study import study
-from ftscope.cell import cell_id
 from ftscope.checkpoints import cell_dir
 from ftscope.fingerprint import model_fingerprint
+from ftscope.grid import cell_id
 from ftscope.store import Store
 from ftscope.studies import k
 
@@ -22,7 +22,7 @@ def _status(results_dir):
 
 def test_failed_cell_is_reported_and_only_it_reruns(smoke_config, smoke_base, prefect_harness):
     cfg, data, base, _ = smoke_base
-    cells = k.grid(cfg)
+    cells = k.STUDY.grid(cfg)
     assert len(cells) == 4
     victim = cells[1]
     vid = cell_id(cfg, k.STUDY, victim, data.fingerprint_of(data.reads()), model_fingerprint(base))

@@ -4,6 +4,7 @@ in-domain, out-of-domain or cross-task; a second run has nothing left to do."""
 
 from flows.study import study
 from ftscope.config import load_config
+from ftscope.report.render import report_text
 from ftscope.store import Store
 
 
@@ -34,13 +35,7 @@ def test_cross_task_matrix(smoke_g_config, prefect_harness):
     # the parameter difference of every fine-tuned model, none for the untouched base model
     diff = {r["cell_id"]: r["mean_change"] for r in store.read("params").to_pylist() if r["scope"] == "region"}
     assert {cid for cid, m, *_ in cells if m != "icl"} == set(diff) and all(v > 0 for v in diff.values())
-    assert "in_domain" in study_report_text(store)
+    assert "in_domain" in report_text(store)
 
     assert study(config_path=smoke_g_config, return_state=True).is_completed()
     assert store.read("cells").num_rows == 5  # nothing ran twice
-
-
-def study_report_text(store):
-    from ftscope.report import study_report
-
-    return study_report(store)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ftscope.report import build_report, study_report
+from ftscope.report.render import build_report, report_text
 from ftscope.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,14 +55,14 @@ def test_study_k_report_from_the_store(methods_store, tmp_path):
 
 def test_study_k_comparisons_pair_every_test_item(methods_store):
     """Study K stores an item's score under its mastery level only: the `all` slice must still pair them."""
-    from ftscope.report.summary import Results
+    from ftscope.report.results import Results
     from ftscope.studies import STUDIES
 
     _, results = methods_store
     store = Store(results)
     r = Results(store)
     n_id = {m["n"] for m in store.read("metrics").to_pylist() if m["domain"] == "id" and m["slice"] == "all"}
-    comps = STUDIES.get("k").comparisons(r)
+    comps = STUDIES.get("k").report.comparisons(r)
     assert len(comps) >= 3 and {c.n for c in comps} == n_id  # every ID test item, on both arms
     assert all(c.verdict in ("reproduced", "not distinguishable", "contradicted") for c in comps)
 
@@ -75,7 +75,7 @@ def test_study_g_report_from_the_store(g_store, tmp_path):
     for title in ("Train x test", "Score vs shots", "Parameter difference", "in-domain FT beats the zero-shot base",
                   "FTICL beats FT out of domain"):
         assert title in html, title
-    assert "in_domain" in study_report(Store(g_store))
+    assert "in_domain" in report_text(Store(g_store))
 
 
 def test_cli_report_and_results(methods_store, tmp_path):
@@ -131,7 +131,7 @@ def test_the_html_report_loads_in_headless_chromium(methods_store, tmp_path):
 
 
 def test_the_readme_findings_are_rewritten_from_the_store(methods_store, tmp_path):
-    from ftscope.report import findings_markdown, read_results, rewrite_readme
+    from ftscope.report.render import findings_markdown, read_results, rewrite_readme
 
     _, results = methods_store
     readme = tmp_path / "README.md"

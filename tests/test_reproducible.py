@@ -26,9 +26,9 @@ def _build(tmp_path, name):
                mastery={"n_map": 3, "n_sample": 4, "max_new_tokens": 4})
     (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
     cfg = load_config(tmp_path / f"{name}.yaml")
-    data = k.load_data(cfg)
+    data = k.STUDY.load_data(cfg)
     path = base_model_path(cfg.models[0], data, cfg.cache_dir)
-    k.prepare(cfg, cfg.models[0], path, data, Store(cfg.results_dir))
+    k.STUDY.prepare(cfg, cfg.models[0], path, data, Store(cfg.results_dir))
     mastery = Store(cfg.results_dir).read("mastery").to_pylist()
     return data, load_file(next(Path(path).glob("*.safetensors"))), sorted(mastery, key=lambda r: r["item_id"])
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from ftscope.stats import bootstrap_mean, interval, paired_difference, verdict, wilson
+from ftscope.stats import bootstrap_mean, paired_difference, verdict, wilson
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (81, 200), (200, 200), (517, 1000)])
@@ -35,7 +35,6 @@ def test_paired_difference_matches_scipy_paired_bootstrap():
         paired_difference([1, 0], [1])
 
 
-def test_interval_picks_wilson_for_proportions_and_verdicts():
-    assert interval([1, 0, 1, 1], proportion=True) == wilson(3, 4)
+def test_verdicts():
     assert verdict(0.01, 0.2) == "reproduced" and verdict(-0.2, -0.01) == "contradicted"
     assert verdict(-0.2, -0.01, expected=-1) == "reproduced" and verdict(-0.1, 0.1) == "not distinguishable"

@@ -117,7 +117,7 @@ def test_the_papers_released_layout_loads_as_is(tmp_path):
 
     root = _paper_root(tmp_path)
     cfg = load_config(_config(tmp_path, root))
-    data = g.load_data(cfg)
+    data = g.STUDY.load_data(cfg)
     amazon = data.dataset("amazon")
     assert [len(amazon.split(s)) for s in ("train_4", "train_8", "test", "demo")] == [4, 8, 5, 3]
     assert [it["idx"] for it in amazon.demos] == [11, 10, 9]  # the pool, in the file's order
@@ -125,7 +125,7 @@ def test_the_papers_released_layout_loads_as_is(tmp_path):
                                           for it in amazon.split("train_4")]  # nested
     assert amazon.spec.templates[1] == "Text:{input}\nMood:"  # the directory's prompt_map.json wins
     assert data.dataset("paws").split("test")[0]["input_1"] == "s4"
-    assert len(g.grid(cfg)) == 1 + 2 * 2  # icl + (sft, fticl-2) x 2 sizes
+    assert len(g.STUDY.grid(cfg)) == 1 + 2 * 2  # icl + (sft, fticl-2) x 2 sizes
 
 
 @pytest.mark.parametrize("bad,expect", [

@@ -98,7 +98,7 @@ def read_hub(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
     `path:` the id, `name:` its configuration, `splits:` split -> the dataset's split name, `fields:`
     field in templates <- the dataset's column, `label_map:` stored label value -> label word,
     `threshold:` (STS-B style) score -> label word above or below it."""
-    import datasets
+    import datasets  # deferred: Hugging Face datasets takes seconds to import; only hub sources need it
 
     path = where.path or opts.get("path")
     if not path:
@@ -181,7 +181,7 @@ def read_entityquestions(spec: DatasetSpec, opts: dict, where: Where) -> Loaded:
             if split != "dev" and pid in spec.subsets and (pid in id_relations or split == "test"):
                 rows += [(r, r.get("relation") or pid, split, str(f), i) for i, r in enumerate(read_records(f))]
     else:
-        import datasets
+        import datasets  # deferred: Hugging Face datasets takes seconds to import; only hub sources need it
 
         ds = datasets.load_dataset(path)
         missing = {"train", "test"} - set(ds)

@@ -2,7 +2,10 @@
 description, so that a bad file is reported by its name, the record and the field, not by a traceback."""
 
 import json
+import re
 from pathlib import Path
+
+import pyarrow.parquet as pq
 
 from ftscope.datasets.spec import DatasetSpec, placeholders
 
@@ -16,8 +19,6 @@ def read_records(path: Path) -> list[dict]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         try:
             return pq.read_table(path).to_pylist()
         except Exception as e:  # noqa: BLE001 -- pyarrow raises several types for a bad file
@@ -68,8 +69,6 @@ def to_item(spec: DatasetSpec, record: dict, *, split: str, position: int, where
     if spec.type == "cbqa":
         return _cbqa_item(spec, item, split=split, where=f"{where}, record {position}")
     gold = item[spec.target]
-    if spec.type == "classification":
-        pass
     if not isinstance(gold, (str, int, float)):
         raise DataError(f"{where}, record {position}: field {spec.target!r} must be text, got {gold!r}")
     else:
@@ -111,8 +110,6 @@ def _cbqa_item(spec: DatasetSpec, item: dict, *, split: str, where: str) -> dict
 
 def extract_subject(spec: DatasetSpec, question: str, pid: str, where: str = "") -> str:
     """Invert a relation's question stems to find the subject; error if none matches."""
-    import re
-
     for stem in spec.subsets[pid].questions:
         pattern = "^" + re.escape(stem).replace(re.escape("{s}"), "(.+)") + "$"
         m = re.match(pattern, question.strip())

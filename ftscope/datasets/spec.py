@@ -9,8 +9,10 @@ import string
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ftscope import yamlfile
+from ftscope.metrics import METRICS
 
 TYPES = ("cbqa", "generation", "classification")
 
@@ -78,11 +80,15 @@ class DatasetSpec(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.type == "classification":
-            if not self.labels or len(set(self.labels)) != len(self.labels) or len(self.labels) < 2:
-                raise ValueError("a classification dataset needs `labels`: two or more distinct label words")
-            if self.metric != "label_prob":
-                raise ValueError("a classification dataset is scored by metric 'label_prob'")
+        if self.type == "classification" and (not self.labels or len(set(self.labels)) != len(self.labels)
+                                               or len(self.labels) < 2):
+            raise ValueError("a classification dataset needs `labels`: two or more distinct label words")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric: unknown metric {self.metric!r}; known: {', '.join(METRICS.names())} (a "
+                             f"plug-in's metric must be named in the study config's `plugins:`)")
+        if self.type not in METRICS.get(self.metric).types:
+            raise ValueError(f"metric: {self.metric!r} scores {' or '.join(METRICS.get(self.metric).types)} datasets, "
+                             f"not a {self.type} dataset")
         if self.type == "cbqa" and not self.subsets:
             raise ValueError("a cbqa dataset needs `subsets` (its relations and their question stems)")
         unknown = {s for members in self.groups.values() for s in members} - set(self.subsets)
@@ -106,34 +112,14 @@ def placeholders(template: str) -> set[str]:
 
 
 def read_spec(path: Path) -> DatasetSpec:
-    """Parse one description file; errors name the file and the field."""
-    raw = _read(path, ())
+    """Parse one description file (with its `include:` chain); errors name the file and the field."""
+    try:
+        raw = yamlfile.load_chain(path, "include", "dataset description")
+    except yamlfile.YamlError as e:
+        raise ValueError(f"dataset description {e}") from None
     raw["origin"] = str(path)
     try:
         return DatasetSpec.model_validate(raw)
     except ValidationError as e:
         lines = [f"{'.'.join(map(str, err['loc'])) or '(top level)'}: {err['msg']}" for err in e.errors()]
         raise ValueError(f"dataset description {path}:\n  " + "\n  ".join(lines)) from None
-
-
-def _read(path: Path, seen: tuple) -> dict:
-    if path.resolve() in seen:
-        raise ValueError(f"{path}: 'include' loops back to itself")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ValueError(f"dataset description {path} is not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"dataset description {path}: the top level must be a mapping of fields")
-    parent = raw.pop("include", None)
-    if parent is None:
-        return raw
-    return merge(_read(path.parent / parent, seen + (path.resolve(),)), raw)
-
-
-def merge(base: dict, over: dict) -> dict:
-    """`over` on top of `base`, nested mappings merged key by key."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out

@@ -10,4 +10,27 @@ for _m in pkgutil.iter_modules(__path__):
     if _m.name != "recipe":
         importlib.import_module(f"{__name__}.{_m.name}")
 
-__all__ = ["RECIPES", "Built", "Recipe", "register", "variant_name"]
+
+def check_methods(methods: list[str]) -> list[str]:
+    """A grid's `methods:`: every one registered, and every parent a method starts from in the list."""
+    unknown = [m for m in methods if m not in RECIPES]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; known: {', '.join(RECIPES.names())}")
+    names = {RECIPES.get(m).name for m in methods}
+    for m in methods:
+        parent = RECIPES.get(m).parent
+        if parent and RECIPES.get(parent).name not in names:
+            raise ValueError(f"'{m}' starts from the checkpoints of '{parent}' cells; add '{parent}'")
+    return methods
+
+
+def changes_model(method: str) -> bool:
+    """The method trains the base model or edits a trained one (not the base model as it is). A method no
+    plug-in registered here (a report read without it) counts as one that changes the model."""
+    if method not in RECIPES:
+        return True
+    recipe = RECIPES.get(method)
+    return recipe.trains or recipe.parent is not None
+
+
+__all__ = ["RECIPES", "Built", "Recipe", "changes_model", "check_methods", "register", "variant_name"]

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from ftscope.registry import Registry
 
 
-@dataclass
+@dataclass(frozen=True)
 class Built:
     """A recipe's result. `checkpoint` is where its weights already are on disk (None: the cell saves
     them when an analysis needs them). `base_view` says how analyses that compare with the base model
@@ -25,11 +25,12 @@ class Built:
     checkpoint: Path | None = None
     base_view: Literal["load", "self", "adapter_off"] = "load"
 
-    def merged(self):
-        """The model to evaluate, as a plain transformers model (LoRA adapters merged in)."""
-        if self.base_view == "adapter_off":
-            self.model, self.base_view = self.model.merge_and_unload(), "load"
-        return self.model
+    def merge_adapter(self) -> "Built":
+        """The model to evaluate as a plain transformers model: LoRA adapters merged into the weights. peft
+        merges in place, so this Built's adapter view is gone afterwards: compare with the base first."""
+        if self.base_view != "adapter_off":
+            return self
+        return Built(self.model.merge_and_unload(), self.checkpoint, "load")
 
 
 def _no_variants(cfg, train_spec) -> list[dict]:
@@ -62,18 +63,3 @@ def register(recipe: Recipe, *aliases: str) -> Recipe:
 def variant_name(recipe: Recipe, params: dict) -> str:
     suffix = recipe.label(params) if params else ""
     return f"{recipe.name}-{suffix}" if suffix else recipe.name
-
-
-def check_methods(methods: list[str]) -> list[str]:
-    """A grid's `methods:`: every one registered, and every parent a method starts from in the list."""
-    import ftscope.methods  # noqa: F401  the shipped recipes register on import
-
-    unknown = [m for m in methods if m not in RECIPES]
-    if unknown:
-        raise ValueError(f"unknown methods {unknown}; known: {', '.join(RECIPES.names())}")
-    names = {RECIPES.get(m).name for m in methods}
-    for m in methods:
-        parent = RECIPES.get(m).parent
-        if parent and RECIPES.get(parent).name not in names:
-            raise ValueError(f"'{m}' starts from the checkpoints of '{parent}' cells; add '{parent}'")
-    return methods

@@ -8,11 +8,11 @@ import uuid
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from ftscope.fingerprint import fingerprint
 from ftscope.locks import exclusive
 from ftscope.prompts import dataset_texts
+from ftscope.sandbox.spec import SandboxModel
 from ftscope.studydata import StudyData
 from ftscope.train.trainer import quiet
 
@@ -20,25 +20,10 @@ log = logging.getLogger(__name__)
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 
 
-class SandboxModel(BaseModel):
-    """A small Llama pretrained on the sandbox corpus on the CPU (a model entry's `sandbox:`)."""
-    model_config = ConfigDict(extra="forbid")
-    hidden_size: int = Field(256, gt=0)
-    layers: int = Field(4, gt=0)
-    heads: int = Field(4, gt=0)
-    intermediate_size: int = Field(512, gt=0)
-    max_positions: int = Field(512, gt=8, description="longest sequence (prompt with demonstrations + answer)")
-    epochs: int = Field(8, gt=0)
-    batch_size: int = Field(64, gt=0)
-    block_size: int = Field(64, gt=8)
-    lr: float = Field(2e-3, gt=0)
-    seed: int = 0
-
-
 def build_tokenizer(texts):
     """Word-level: words, single punctuation marks and newlines are tokens; spaces are dropped."""
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers  # deferred: only pretraining builds a tokenizer
+    from transformers import PreTrainedTokenizerFast  # deferred: transformers takes seconds to import
 
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence([
@@ -72,7 +57,12 @@ def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str) -> 
 
 
 def _pretrain(spec: SandboxModel, data: StudyData, out: Path) -> None:
-    from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
+    from transformers import (  # deferred: the model code and trainer stack, seconds to import
+        LlamaConfig,
+        LlamaForCausalLM,
+        Trainer,
+        TrainingArguments,
+    )
 
     torch.manual_seed(spec.seed)
     tok = build_tokenizer(_vocabulary_texts(data))

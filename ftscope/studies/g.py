@@ -8,27 +8,33 @@ shares the training set's task and domain, out-of-domain when it shares only the
 otherwise; the base model's rows (method `icl`) are placed against the training set of their own task.
 """
 
+import json
 import logging
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from ftscope import datasets
-from ftscope.datasets import Dataset
-from ftscope.datasets.readers import Where
+from ftscope.costs import human
+from ftscope.datasets import Dataset, Where
+from ftscope.datasets.records import DataError
 from ftscope.evaluate import LabelError, label_token_ids, predict, result_rows, score
-from ftscope.methods.recipe import check_methods
+from ftscope.grid import expand
+from ftscope.methods import RECIPES
+from ftscope.models import load_tokenizer
 from ftscope.params import change_stats
-from ftscope.plan import expand
-from ftscope.studies.study import Study, register
+from ftscope.prompts import Prompter, prompt_problems
+from ftscope.studies.g_report import REPORT
+from ftscope.studies.study import GridSection, Study, positive_counts, register
 from ftscope.studydata import Source, StudyData, cached_data
+from ftscope.yamlfile import short
 
 log = logging.getLogger("ftscope.study")
 
 PAPER_TRAIN = ["xsum", "socialqa", "amazon", "paws", "multinli"]
 PAPER_TEST = ["xsum", "xlsum", "cnn", "pdfs", "socialqa", "tweetqa", "sciqa", "amazon", "amazonfood", "sst2", "yelp",
               "paws", "qqp", "stsb", "multinli", "multinli2", "rte", "gptnli"]
-RELATIONS = ("in_domain", "out_of_domain", "cross_task")
 
 
 class _Strict(BaseModel):
@@ -46,24 +52,12 @@ class DataConfig(_Strict):
     options: dict = Field(default_factory=dict, description="options of generated (sandbox-g) datasets: seed, sizes")
 
 
-class GridConfig(_Strict):
+class GridConfig(GridSection):
     train: list[str] = Field(default_factory=lambda: list(PAPER_TRAIN), min_length=1,
                              description="training datasets (one per task, usually)")
     sizes: list[int] = Field(default_factory=lambda: [2000, 4000, 6000], min_length=1)
     methods: list[str] = Field(default_factory=lambda: ["icl", "sft", "fticl"], min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-
-    @field_validator("sizes")
-    @classmethod
-    def _positive(cls, v):
-        if min(v) <= 0:
-            raise ValueError("sizes must be positive counts")
-        return v
-
-    @field_validator("methods")
-    @classmethod
-    def _known(cls, v):
-        return check_methods(v)
+    positive = positive_counts("sizes")
 
 
 class EvalConfig(_Strict):
@@ -97,35 +91,22 @@ def specs(cfg) -> dict[str, datasets.DatasetSpec]:
 
 def prompt_maps(root: str | None) -> list[dict] | None:
     """`<root>/prompt_map.json`: a list of maps from task folder to template, or None."""
-    import json
-    from pathlib import Path
-
     f = Path(root) / "prompt_map.json" if root else None
     if f is None or not f.is_file():
         return None
-    maps = json.loads(f.read_text(encoding="utf-8"))
+    try:
+        maps = json.loads(f.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{f}: not a valid JSON file ({e}); it must be a list of maps from task folder to "
+                        f"template") from None
     if not isinstance(maps, list) or not all(isinstance(m, dict) for m in maps):
-        raise ValueError(f"{f}: expected a list of maps from task folder to template")
+        raise DataError(f"{f}: expected a list of maps from task folder to template, got {short(maps)}")
+    for i, m in enumerate(maps):
+        for folder, template in m.items():
+            if not isinstance(template, str):
+                raise DataError(f"{f}: map {i}, task folder {folder!r}: the template must be a string, got "
+                                f"{short(template)}")
     return maps
-
-
-def load_data(cfg) -> StudyData:
-    d = cfg.data
-
-    def source(spec) -> Source:
-        _, reader = datasets.source_of(spec, use_hub := d.source == "hub" and spec.hub is not None)
-        return Source(spec, Where(d.root if reader.takes_path else None, dict(d.options) if reader.options else {}),
-                      use_hub)
-
-    def build(name: str, src: Source) -> Dataset:
-        ds = datasets.load(src.spec, src.where, use_hub=src.use_hub)
-        n_test = d.test_items or src.spec.test_items
-        tests = ds.split("test")[:n_test] if n_test else ds.split("test")
-        keep = {id(it) for it in tests}
-        return Dataset(src.spec, [it for it in ds.items if it["split"] != "test" or id(it) in keep], ds.documents)
-
-    return cached_data({"test_items": d.test_items}, {name: source(spec) for name, spec in specs(cfg).items()}, build,
-                       cfg.cache_dir)
 
 
 def relation(train_spec, test_spec) -> str:
@@ -146,38 +127,6 @@ def shots_of(cfg, spec) -> list[int]:
     return spec.shots
 
 
-def grid(cfg) -> list:
-    by_name = specs(cfg)
-    points = [((("train", t), ("size", n)), by_name[t]) for t in cfg.grid.train for n in cfg.grid.sizes]
-    return expand(cfg, points, cfg.grid.methods, cfg.grid.seeds)
-
-
-def cell_config(cfg, cell) -> dict:
-    return {"data": cfg.data.model_dump(exclude={"root"}), "eval": cfg.eval.model_dump()}
-
-
-def cell_reads(cfg, cell, data) -> list[tuple[str, str]]:
-    """What a cell reads: every test set's test records and demonstrations, and, for a cell that trains,
-    its training set's training records and demonstrations (FTICL)."""
-    reads = [(t, s) for t in cfg.data.test for s in ("test", "demo")]
-    train = dict(cell.axes).get("train")
-    if train is not None:
-        reads += [(train, s) for s in {it["split"] for it in data.dataset(train).items} if s != "test"]
-    return reads
-
-
-def training_items(run) -> tuple[list[dict], Dataset]:
-    """The first `size` records of the training set; the paper's `<name>_train_<size>.json` when it exists."""
-    ds = run.data.dataset(run.axes["train"])
-    size = run.axes["size"]
-    if exact := ds.split(f"train_{size}"):
-        return exact, ds
-    pool = train_pool(ds)
-    if len(pool) < size:
-        raise ValueError(f"dataset {ds.name} has {len(pool)} training records; size {size} asked")
-    return pool[:size], ds
-
-
 def train_pool(ds: Dataset) -> list[dict]:
     """Split `train`, or the largest of the paper's nested `train_<n>` files."""
     if ds.split("train"):
@@ -186,149 +135,159 @@ def train_pool(ds: Dataset) -> list[dict]:
     return ds.split(f"train_{sizes[-1]}") if sizes else []
 
 
-def evaluate(run, built) -> None:
-    """Every test set x prompt map x shots; then the parameter difference of a fine-tuned model."""
-    cfg, tok = run.cfg, run.tokenizer
-    by_name = {name: ds.spec for name, ds in run.data.datasets.items()}
-    train = by_name.get(run.axes.get("train"))
-    model = built.merged()
-    metric_rows, score_rows = [], []
-    for name in cfg.data.test:
-        ds = run.data.dataset(name)
-        test = ds.split("test")
-        prompter = run.prompter(ds)
-        ref = train or reference_train(cfg, ds.spec, by_name)
-        rel = relation(ref, ds.spec) if ref else "untrained_task"
-        for pm in cfg.eval.prompt_maps:
-            for k in shots_of(cfg, ds.spec):
-                preds = predict(model, tok, prompter, test, prompt_map=pm, demos=ds.demos[:k],
-                                batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
-                                token_budget=cfg.generation.token_budget)
-                m, s = result_rows(run.cid, ds.spec, ds.spec.metric, test, score(prompter, test, preds),
-                                   [rel] * len(test), None, preds, pm, k)
-                metric_rows += m
-                score_rows += s
-    run.store.write("metrics", run.cid, metric_rows)
-    run.store.write("scores", run.cid, score_rows)
-    if built.base_view != "self":  # a model that changed: mean |theta_ft - theta_base| over all parameters
-        rows = change_stats(run.base_dir, run.checkpoint(built), region="all", measure="absolute", shares=())
-        run.store.write("params", run.cid, [{"cell_id": run.cid, **r} for r in rows])
+class Generalization(Study):
+    """Axes: the training dataset (one per task) and its size. Every cell's model is tested on every test
+    set of every task, under each prompt map, at each test set's shots."""
+    kind, title, sections, report = "g", "Study G: generalization", SECTIONS, REPORT
 
+    def load_data(self, cfg) -> StudyData:
+        d = cfg.data
 
-def validate(cfg) -> list[str]:
-    try:
+        def source(spec) -> Source:
+            _, reader = datasets.source_of(spec, use_hub := d.source == "hub" and spec.hub is not None)
+            return Source(spec, Where(d.root if reader.takes_path else None, dict(d.options) if reader.options else {}),
+                          use_hub)
+
+        def build(name: str, src: Source) -> Dataset:
+            ds = datasets.load(src.spec, src.where, use_hub=src.use_hub)
+            n_test = d.test_items or src.spec.test_items
+            tests = ds.split("test")[:n_test] if n_test else ds.split("test")
+            keep = {id(it) for it in tests}
+            return Dataset(src.spec, [it for it in ds.items if it["split"] != "test" or id(it) in keep], ds.documents)
+
+        return cached_data({"test_items": d.test_items}, {name: source(spec) for name, spec in specs(cfg).items()}, build,
+                           cfg.cache_dir)
+
+    def grid(self, cfg) -> list:
         by_name = specs(cfg)
-    except (KeyError, ValueError, FileNotFoundError) as e:
-        return [f"data: {e}"]
-    problems = []
-    for name, spec in by_name.items():
-        if spec.type == "cbqa":
-            problems.append(f"data: {name} is a cbqa dataset; Study G tests generation and classification tasks")
-        if max(cfg.eval.prompt_maps) >= len(spec.templates):
-            problems.append(f"eval.prompt_maps: dataset {name} has {len(spec.templates)} prompt maps "
-                            f"({spec.origin})")
-        if datasets.source_of(spec)[1].takes_path and cfg.data.source == "default" and not cfg.data.root:
-            problems.append(f"data.root: dataset {name} is read from the study's data directory; set data.root")
-    tasks = {by_name[t].task for t in cfg.grid.train}
-    if len(tasks) < len(cfg.grid.train):
-        problems.append("grid.train: give one training dataset per task")
-    if problems:
-        return problems
-    try:
-        data = load_data(cfg)
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        return [f"data: {e}"]
-    from ftscope.studies.k import prompt_problems
+        points = [((("train", t), ("size", n)), by_name[t]) for t in cfg.grid.train for n in cfg.grid.sizes]
+        return expand(cfg, points, cfg.grid.methods, cfg.grid.seeds)
 
-    for name in cfg.data.test:
-        ds = data.dataset(name)
-        problems += prompt_problems(cfg, ds)
-        need = max(shots_of(cfg, ds.spec))
-        if len(ds.demos) < need:
-            problems.append(f"data: {name} has {len(ds.demos)} demonstrations; {need} shots asked")
-        if not ds.split("test"):
-            problems.append(f"data: {name} has no test records")
-    from ftscope.methods import RECIPES
+    def cell_config(self, cfg, cell) -> dict:
+        return {"data": cfg.data.model_dump(exclude={"root"}), "eval": cfg.eval.model_dump()}
 
-    for t in cfg.grid.train:
-        ds, need = data.dataset(t), max(cfg.grid.sizes)
-        if len(train_pool(ds)) < need:
-            problems.append(f"grid.sizes: {t} has {len(train_pool(ds))} training records; the largest size "
-                            f"asks for {need}")
-        shots = [v.get("shots", 0) for m in cfg.grid.methods if RECIPES.get(m).trains
-                 for v in RECIPES.get(m).variants(cfg, ds.spec)]
-        if len(ds.demos) < max(shots, default=0):
-            problems.append(f"fticl: {t} has {len(ds.demos)} demonstrations; {max(shots)} asked")
-    return problems
+    def cell_reads(self, cfg, cell, data) -> list[tuple[str, str]]:
+        """What a cell reads: every test set's test records and demonstrations, and, for a cell that trains,
+        its training set's training records and demonstrations (FTICL)."""
+        reads = [(t, s) for t in cfg.data.test for s in ("test", "demo")]
+        train = dict(cell.axes).get("train")
+        if train is not None:
+            reads += [(train, s) for s in {it["split"] for it in data.dataset(train).items} if s != "test"]
+        return reads
 
+    def training_items(self, run) -> tuple[list[dict], Dataset]:
+        """The first `size` records of the training set; the paper's `<name>_train_<size>.json` when it exists."""
+        ds = run.data.dataset(run.axes["train"])
+        size = run.axes["size"]
+        if exact := ds.split(f"train_{size}"):
+            return exact, ds
+        pool = train_pool(ds)
+        if len(pool) < size:
+            raise ValueError(f"dataset {ds.name} has {len(pool)} training records; size {size} asked")
+        return pool[:size], ds
 
-def prepare(cfg, model, base_path: str, data: StudyData, store) -> list[str]:
-    """Before any cell: with this model's tokenizer, the label words of every classification test set
-    must differ in their first token. Returns the problems (none: an empty list)."""
-    from ftscope.models import load_tokenizer
-    from ftscope.prompts import Prompter
-
-    tok, problems = load_tokenizer(base_path, model.trust_remote_code), []
-    for name in cfg.data.test:
-        ds = data.dataset(name)
-        if ds.spec.type == "classification" and ds.split("test"):
+    def evaluate(self, run, built) -> None:
+        """Every test set x prompt map x shots; then the parameter difference of a fine-tuned model."""
+        cfg, tok = run.cfg, run.tokenizer
+        by_name = {name: ds.spec for name, ds in run.data.datasets.items()}
+        train = by_name.get(run.axes.get("train"))
+        model = built.merge_adapter().model
+        metric_rows, score_rows = [], []
+        for name in cfg.data.test:
+            ds = run.data.dataset(name)
+            test = ds.split("test")
+            prompter = run.prompter(ds)
+            ref = train or reference_train(cfg, ds.spec, by_name)
+            rel = relation(ref, ds.spec) if ref else "untrained_task"
             for pm in cfg.eval.prompt_maps:
-                try:
-                    label_token_ids(tok, Prompter(ds.spec, model.prompt, tok), ds.split("test")[0], pm)
-                except LabelError as e:
-                    problems.append(f"model {model.name}: {e}")
-    return sorted(set(problems))
+                for k in shots_of(cfg, ds.spec):
+                    preds = predict(model, tok, prompter, test, prompt_map=pm, demos=ds.demos[:k],
+                                    batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
+                                    token_budget=cfg.generation.token_budget)
+                    m, s = result_rows(run.cid, ds.spec, ds.spec.metric, test, score(prompter, test, preds),
+                                       [rel] * len(test), None, preds, pm, k)
+                    metric_rows += m
+                    score_rows += s
+        run.store.write("metrics", run.cid, metric_rows)
+        run.store.write("scores", run.cid, score_rows)
+        if built.base_view != "self":  # a model that changed: mean |theta_ft - theta_base| over all parameters
+            rows = change_stats(run.base_dir, run.checkpoint(built), region="all", measure="absolute", shares=())
+            run.store.write("params", run.cid, [{"cell_id": run.cid, **r} for r in rows])
+
+    def validate(self, cfg) -> list[str]:
+        try:
+            by_name = specs(cfg)
+        except (KeyError, ValueError, FileNotFoundError) as e:
+            return [f"data: {e}"]
+        problems = []
+        for name, spec in by_name.items():
+            if spec.type == "cbqa":
+                problems.append(f"data: {name} is a cbqa dataset; Study G tests generation and classification tasks")
+            if max(cfg.eval.prompt_maps) >= len(spec.templates):
+                problems.append(f"eval.prompt_maps: dataset {name} has {len(spec.templates)} prompt maps "
+                                f"({spec.origin})")
+            if datasets.source_of(spec)[1].takes_path and cfg.data.source == "default" and not cfg.data.root:
+                problems.append(f"data.root: dataset {name} is read from the study's data directory; set data.root")
+        tasks = {by_name[t].task for t in cfg.grid.train}
+        if len(tasks) < len(cfg.grid.train):
+            problems.append("grid.train: give one training dataset per task")
+        if problems:
+            return problems
+        try:
+            data = self.load_data(cfg)
+        except (ValueError, KeyError, FileNotFoundError) as e:
+            return [f"data: {e}"]
+        for name in cfg.data.test:
+            ds = data.dataset(name)
+            problems += prompt_problems(cfg.models, ds)
+            need = max(shots_of(cfg, ds.spec))
+            if len(ds.demos) < need:
+                problems.append(f"data: {name} has {len(ds.demos)} demonstrations; {need} shots asked")
+            if not ds.split("test"):
+                problems.append(f"data: {name} has no test records")
+        for t in cfg.grid.train:
+            ds, need = data.dataset(t), max(cfg.grid.sizes)
+            if len(train_pool(ds)) < need:
+                problems.append(f"grid.sizes: {t} has {len(train_pool(ds))} training records; the largest size "
+                                f"asks for {need}")
+            shots = [v.get("shots", 0) for m in cfg.grid.methods if RECIPES.get(m).trains
+                     for v in RECIPES.get(m).variants(cfg, ds.spec)]
+            if len(ds.demos) < max(shots, default=0):
+                problems.append(f"fticl: {t} has {len(ds.demos)} demonstrations; {max(shots)} asked")
+        return problems
+
+    def prepare(self, cfg, model, base_path: str, data: StudyData, store) -> list[str]:
+        """Before any cell: with this model's tokenizer, the label words of every classification test set
+        must differ in their first token. Returns the problems (none: an empty list)."""
+        tok, problems = load_tokenizer(base_path, model.trust_remote_code), []
+        for name in cfg.data.test:
+            ds = data.dataset(name)
+            if ds.spec.type == "classification" and ds.split("test"):
+                for pm in cfg.eval.prompt_maps:
+                    try:
+                        label_token_ids(tok, Prompter(ds.spec, model.prompt, tok), ds.split("test")[0], pm)
+                    except LabelError as e:
+                        problems.append(f"model {model.name}: {e}")
+        return sorted(set(problems))
+
+    def check(self, cfg, data: StudyData, preps: dict[str, list[str]]) -> list[str]:
+        return [p for problems in preps.values() for p in problems]
+
+    def costs(self, cfg, calibrate: bool = False) -> list[str]:
+        """Evaluation prompts per cell (every test set x prompt map x shots) and training tokens."""
+        data = self.load_data(cfg)
+        gen = cls = 0
+        for name in cfg.data.test:
+            ds = data.dataset(name)
+            n = len(ds.split("test")) * len(cfg.eval.prompt_maps) * len(shots_of(cfg, ds.spec))
+            gen, cls = (gen + n, cls) if ds.spec.type == "generation" else (gen, cls + n)
+        cells = self.grid(cfg)
+        words = max((sum(len(" ".join(str(v) for v in it.values() if isinstance(v, str)).split()) for it in train_pool(ds))
+                     / max(1, len(train_pool(ds))) for ds in (data.dataset(t) for t in cfg.grid.train)), default=0)
+        return [f"evaluation: per cell {gen:,} generated answers and {cls:,} label scorings; "
+                f"{human((gen + cls) * len(cells))} prompts over {len(cells)} cells",
+                f"training: about {human(max(cfg.grid.sizes) * cfg.train.epochs * words)} tokens in the largest cell "
+                f"({max(cfg.grid.sizes)} records x {cfg.train.epochs:g} epochs x ~{words:.0f} words, before demonstrations)"]
 
 
-def check(cfg, data: StudyData, preps: dict[str, list[str]]) -> list[str]:
-    return [p for problems in preps.values() for p in problems]
-
-
-def costs(cfg, calibrate: bool = False) -> list[str]:
-    """Evaluation prompts per cell (every test set x prompt map x shots) and training tokens."""
-    from ftscope.costs import human
-
-    data = load_data(cfg)
-    gen = cls = 0
-    for name in cfg.data.test:
-        ds = data.dataset(name)
-        n = len(ds.split("test")) * len(cfg.eval.prompt_maps) * len(shots_of(cfg, ds.spec))
-        gen, cls = (gen + n, cls) if ds.spec.type == "generation" else (gen, cls + n)
-    cells = grid(cfg)
-    words = max((sum(len(" ".join(str(v) for v in it.values() if isinstance(v, str)).split()) for it in train_pool(ds))
-                 / max(1, len(train_pool(ds))) for ds in (data.dataset(t) for t in cfg.grid.train)), default=0)
-    return [f"evaluation: per cell {gen:,} generated answers and {cls:,} label scorings; "
-            f"{human((gen + cls) * len(cells))} prompts over {len(cells)} cells",
-            f"training: about {human(max(cfg.grid.sizes) * cfg.train.epochs * words)} tokens in the largest cell "
-            f"({max(cfg.grid.sizes)} records x {cfg.train.epochs:g} epochs x ~{words:.0f} words, before demonstrations)"]
-
-
-def _tables(store, study):
-    from ftscope.studies.g_report import study_report
-
-    return study_report(store, study)
-
-
-def _figures(results, out):
-    from ftscope.studies.g_report import sections
-
-    return sections(results, out)
-
-
-def _comparisons(results):
-    from ftscope.studies.g_report import comparisons
-
-    return comparisons(results)
-
-
-def _headline(results):
-    from ftscope.studies.g_report import generalization_table
-
-    return generalization_table(results.store, results.study)
-
-
-STUDY = register(Study(kind="g", title="Study G: generalization", sections=SECTIONS, load_data=load_data, grid=grid,
-                       training_items=training_items, evaluate=evaluate, cell_config=cell_config, report=_tables,
-                       prepare=prepare, check=check, validate=validate, costs=costs, figures=_figures,
-                       comparisons=_comparisons, headline=_headline,
-                       cell_reads=cell_reads))
+STUDY = register(Generalization())

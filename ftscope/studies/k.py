@@ -11,23 +11,25 @@ from pathlib import Path
 from typing import Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftscope import datasets
-from ftscope.datasets import Dataset
-from ftscope.datasets.readers import Where
+from ftscope.costs import calibrate as measure
+from ftscope.costs import estimate, human, local_model
+from ftscope.datasets import Dataset, Where
 from ftscope.divergence import KLConfig, kl_rows, token_kl
 from ftscope.evaluate import predict, result_rows, score
 from ftscope.fingerprint import fingerprint, model_fingerprint
+from ftscope.grid import expand
 from ftscope.locks import exclusive
 from ftscope.mastery import MasteryConfig, phrasings, score_mastery
-from ftscope.methods.recipe import check_methods
 from ftscope.models import load_model, load_tokenizer
 from ftscope.params import ParamsConfig, change_stats, zero_weight_warning
-from ftscope.plan import expand
-from ftscope.prompts import Prompter
+from ftscope.prompts import Prompter, prompt_problems
 from ftscope.sources import data_problem
-from ftscope.studies.study import Study, register
+from ftscope.store import Store
+from ftscope.studies.k_report import REPORT
+from ftscope.studies.study import GridSection, Study, positive_counts, register
 from ftscope.studydata import Source, StudyData, cached_data
 from ftscope.train.gpus import hold_gpus
 
@@ -52,23 +54,11 @@ class DataConfig(_Strict):
     seed: int = Field(0, description="seed of the caps")
 
 
-class GridConfig(_Strict):
+class GridConfig(GridSection):
     levels: list[Level] = Field(default_factory=lambda: [0, 1, 2, 3, 4, "mixed"], min_length=1)
     sample_counts: list[int] = Field(default_factory=lambda: [60, 120, 240, 480, 960, 1920], min_length=1)
     methods: list[str] = Field(default_factory=lambda: ["base", "sft"], min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-
-    @field_validator("sample_counts")
-    @classmethod
-    def _positive(cls, v):
-        if min(v) <= 0:
-            raise ValueError("sample_counts must be positive counts")
-        return v
-
-    @field_validator("methods")
-    @classmethod
-    def _known(cls, v):
-        return check_methods(v)
+    positive = positive_counts("sample_counts")
 
 
 class EvalConfig(_Strict):
@@ -79,32 +69,14 @@ SECTIONS = {"data": DataConfig, "mastery": MasteryConfig, "grid": GridConfig, "e
             "params": ParamsConfig}
 
 
-# -- data ------------------------------------------------------------------------------------------
+# -- helpers ----------------------------------------------------------------------------------------
 
 def dataset_spec(cfg):
     return datasets.get(cfg.data.dataset, cfg.datasets_dirs)
 
 
-def load_data(cfg) -> StudyData:
-    spec = dataset_spec(cfg)
-    d = cfg.data
-    options = dict(d.options)
-    if d.id_relations:
-        options["id_relations"] = d.id_relations
-    ids = set(d.id_relations or spec.groups.get("id", []))
-
-    def build(name: str, source: Source) -> Dataset:
-        ds = datasets.load(source.spec, source.where)
-        # in-domain relations are trained and tested; the others are tested only
-        items = [{**it, "domain": "id" if it["relation"] in ids else "ood"} for it in ds.items
-                 if it["split"] == "test" or it["relation"] in ids]
-        items = _cap_train(_cap_tests(items, d.max_test_items), d.max_train_items, d.seed)
-        return Dataset(source.spec, items, ds.documents)
-
-    study_key = {"id_relations": sorted(ids), "caps": [d.max_test_items, d.max_train_items, d.seed]}
-    return cached_data(study_key, {spec.name: Source(spec, Where(d.path, options))}, build, cfg.cache_dir)
-
-
+def the_dataset(data: StudyData) -> Dataset:
+    return next(iter(data.datasets.values()))
 def _cap_tests(items: list[dict], cap: int | None) -> list[dict]:
     if cap is None:
         return items
@@ -130,28 +102,10 @@ def _cap_train(items: list[dict], cap: int | None, seed: int) -> list[dict]:
     return [it for i, it in enumerate(items) if i not in drop]
 
 
-def the_dataset(data: StudyData) -> Dataset:
-    return next(iter(data.datasets.values()))
-
-
-# -- preparation: mastery --------------------------------------------------------------------------
-
 def mastery_fingerprint(cfg, model, base_path: str, data: StudyData) -> str:
     """What mastery depends on: the checkpoint, the data, the scoring settings and the prompt."""
     return fingerprint([model_fingerprint(base_path), data.fingerprint, cfg.mastery.model_dump(),
                         model.prompt.model_dump()])
-
-
-def prepare(cfg, model, base_path: str, data: StudyData, store) -> dict[str, int]:
-    """Mastery level of every item under this base model; scored once, then read from the store.
-    Model entries that share a checkpoint and prompt (e.g. the same model under other launch settings)
-    share the scores."""
-    fp = mastery_fingerprint(cfg, model, base_path, data)
-    key = f"{model.name}-{fp}"
-    with exclusive(Path(cfg.artifacts_dir) / "claims" / f"mastery-{key}.lock"):  # concurrent runs score once
-        _score_once(cfg, model, base_path, data, store, fp, key)
-    table = store.read_key("mastery", key)
-    return dict(zip(table["item_id"].to_pylist(), table["level"].to_pylist()))
 
 
 def _score_once(cfg, model, base_path: str, data: StudyData, store, fp: str, key: str) -> None:
@@ -191,128 +145,8 @@ def capacity_problems(cfg, items: list[dict], levels: dict[str, int]) -> list[st
     return problems
 
 
-def check(cfg, data: StudyData, preps: dict[str, dict]) -> list[str]:
-    items = the_dataset(data).items
-    return [f"model {name}: {p}" for name, levels in preps.items() for p in capacity_problems(cfg, items, levels)]
-
-
-# -- the grid and a cell ---------------------------------------------------------------------------
-
-def grid(cfg) -> list:
-    spec = dataset_spec(cfg)
-    points = [((("level", str(lvl)), ("n", n)), spec) for lvl in cfg.grid.levels for n in cfg.grid.sample_counts]
-    return expand(cfg, points, cfg.grid.methods, cfg.grid.seeds)
-
-
-def cell_config(cfg, cell) -> dict:
-    return {"mastery": cfg.mastery.model_dump(), "eval": cfg.eval.model_dump(), "kl": cfg.kl.model_dump(),
-            "params": cfg.params.model_dump()}
-
-
-def training_items(run) -> tuple[list[dict], Dataset]:
-    """`n` items drawn (with the cell's seed) from the in-domain training items of the cell's level."""
-    ds = the_dataset(run.data)
-    level, n = run.axes["level"], run.axes["n"]
-    pool = training_pool(ds.items, run.prep, level)
-    if len(pool) < n:
-        raise ValueError(f"mastery level {level} has {len(pool)} training items; {n} are needed. Lower "
-                         f"grid.sample_counts or enlarge the data.")
-    rng = np.random.default_rng(run.cell.seed)
-    return [pool[i] for i in sorted(rng.choice(len(pool), size=n, replace=False))], ds
-
-
-def evaluate(run, built) -> None:
-    """KL to the base model on the test prompts, accuracy per domain and test mastery level, and the
-    parameter change of the model's weights."""
-    cfg, tok, ds = run.cfg, run.tokenizer, the_dataset(run.data)
-    test = ds.split("test")
-    prompter = run.prompter(ds)
-    domains = [it["domain"] for it in test]
-    slices = [f"level={run.prep[it['item_id']]}" for it in test]
-
-    base = {"self": built.model, "adapter_off": None}.get(built.base_view) if built.base_view != "load" else run.load()
-    per_item = token_kl(built.model, base, tok, test, prompter, cfg.kl)
-    del base
-    run.store.write("kl", run.cid, kl_rows(run.cid, ds.name, per_item, domains, slices, cfg.kl))
-
-    model = built.merged()
-    predictions = predict(model, tok, prompter, test, max_new_tokens=cfg.eval.max_new_tokens,
-                          token_budget=cfg.generation.token_budget)
-    values = score(prompter, test, predictions)
-    metrics, scores = result_rows(run.cid, ds.spec, ds.spec.metric, test, values, domains, slices, predictions)
-    _, kl_scores = result_rows(run.cid, ds.spec, "kl", test, [k for k, _ in per_item], domains, slices)
-    run.store.write("metrics", run.cid, metrics)
-    run.store.write("scores", run.cid, scores + kl_scores)
-
-    rows = change_stats(run.base_dir, run.checkpoint(built), cfg.params.region, cfg.params.measure)
-    run.store.write("params", run.cid, [{"cell_id": run.cid, **r} for r in rows])
-    if warning := zero_weight_warning(next(r for r in rows if r["scope"] == "region")):
-        log.warning("[%s] %s", run.cell.label, warning)
-
-
-# -- before anything runs --------------------------------------------------------------------------
-
-def validate(cfg) -> list[str]:
-    problems = []
-    try:
-        spec = dataset_spec(cfg)
-    except (KeyError, ValueError, FileNotFoundError) as e:
-        return [f"data.dataset: {e}"]
-    if spec.type != "cbqa":
-        return [f"data.dataset: {spec.name} is a {spec.type} dataset; Study K needs a cbqa dataset"]
-    unknown = sorted(set(cfg.data.id_relations or []) - set(spec.subsets))
-    if unknown:
-        problems.append(f"data.id_relations: {unknown} are not relations of {spec.name} ({sorted(spec.subsets)})")
-    short = sorted(r for r in spec.subsets if len(spec.phrasings(r)) < cfg.mastery.n_map)
-    if short:
-        problems.append(f"mastery.n_map is {cfg.mastery.n_map} but relations {short} of {spec.name} have fewer "
-                        f"phrasings (stems x framings); lower n_map or describe more")
-    source, reader = datasets.source_of(spec)
-    if reader.options is not None:  # generated data: the options it takes are its reader's
-        from pydantic import ValidationError
-
-        try:
-            reader.options(**{k: v for k, v in cfg.data.options.items() if k != "id_relations"})
-        except ValidationError as e:
-            return problems + [f"data.options.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
-    elif cfg.data.options:
-        problems.append(f"data.options: dataset {spec.name} is read from files ({source.format}), it takes no options")
-    if reader.takes_path and not (cfg.data.path or (source.model_extra or {}).get("path")):
-        problems.append(f"data.path: dataset {spec.name} ({source.format}) is read from a local directory or a "
-                        f"dataset id; set data.path")
-    if cfg.data.path and (problem := data_problem(cfg.data.path)):
-        problems.append(f"data.path: {problem}")
-    if problems:
-        return problems
-    try:  # read the records now: a broken file is named (file, record, field) before any pretraining
-        data = load_data(cfg)
-    except (ValueError, KeyError, OSError) as e:
-        return [f"data: {e}"]
-    ds = the_dataset(data)
-    n_train = sum(it["split"] == "train" and it["domain"] == "id" for it in ds.items)
-    if not ds.split("test") or not n_train:
-        problems.append(f"data: {ds.name} has {len(ds.split('test'))} test items and no in-domain training items "
-                        f"(in-domain relations: {cfg.data.id_relations or spec.groups.get('id')})")
-    elif n_train < max(cfg.grid.sample_counts):
-        problems.append(f"data: {n_train} ID training items in all, fewer than the largest sample count "
-                        f"{max(cfg.grid.sample_counts)} (grid.sample_counts); lower it or enlarge the data")
-    problems += prompt_problems(cfg, ds)
-    return problems + _stored_capacity(cfg)
-
-
-def prompt_problems(cfg, ds) -> list[str]:
-    """A model's own prompt template may only use fields the items have."""
-    from ftscope.datasets.spec import placeholders
-
-    have = set(ds.items[0]) if ds.items else set()
-    return [f"models.{m.name}.prompt.template: {{{f}}} is not a field of {ds.name}'s items (fields: {sorted(have)})"
-            for m in cfg.models if m.prompt.template for f in sorted(placeholders(m.prompt.template) - have)]
-
-
 def _stored_capacity(cfg) -> list[str]:
     """Exact per-level check when mastery was already scored (otherwise the flow checks right after)."""
-    from ftscope.store import Store
-
     try:
         mastery = Store(cfg.results_dir).read("mastery").to_pylist()
     except OSError:
@@ -327,71 +161,174 @@ def _stored_capacity(cfg) -> list[str]:
     return problems
 
 
-def costs(cfg, calibrate: bool = False) -> list[str]:
-    """Mastery samples, evaluation prompts and training tokens of the plan, with a time estimate for
-    mastery (the most expensive step) per model."""
-    from ftscope.costs import calibrate as measure
-    from ftscope.costs import estimate, human, local_model
+class Knowledge(Study):
+    """Axes: the mastery level of the training data (0..4 or mixed) and the sample count. Preparation:
+    mastery R of every item under each base model. Evaluation: accuracy per domain and test mastery level,
+    token-level KL, parameter change."""
+    kind, title, sections, report = "k", "Study K: knowledge", SECTIONS, REPORT
 
-    data = load_data(cfg)
-    ds = the_dataset(data)
-    m = cfg.mastery
-    n_items, n_test = len(ds.items), len(ds.split("test"))
-    samples = sum(min(m.n_map, len(ds.spec.phrasings(it["relation"]))) for it in ds.items) * m.n_sample
-    cells = grid(cfg)
-    trained = [c for c in cells if dict(c.axes)]
-    words = sum(len(it["question"].split()) + len(it["answers"][0].split()) + 3 for it in ds.items) / max(1, n_items)
-    lines = [f"data: {n_items:,} items ({len(ds.split('train')):,} train, {n_test:,} test) in {ds.name}",
-             f"evaluation: {n_test:,} greedy answers and {n_test:,} KL prompts per cell, {human(n_test * len(cells))} "
-             f"answers over {len(cells)} cells",
-             f"training: about {human(max(cfg.grid.sample_counts) * cfg.train.epochs * words)} tokens in the largest "
-             f"cell ({max(cfg.grid.sample_counts)} items x {cfg.train.epochs:g} epochs x ~{words:.0f} words); "
-             f"{len(trained)} cells train or edit a model"]
-    for model in cfg.models:
-        sps, how = cfg.generation.samples_per_second, "generation.samples_per_second"
-        if calibrate:
-            path = local_model(model, data, cfg.cache_dir)
-            if path is None:
-                lines.append(f"model {model.name}: cannot calibrate before the model exists here (pretrain it "
-                             f"with `ftscope run`, or give a local path)")
-            else:
-                prompter = Prompter(ds.spec, model.prompt, None if model.prompt.style != "chat" else
-                                    load_tokenizer(path, model.trust_remote_code))
-                prompts = [prompter.text({**it, "question": q}) for it in ds.items[:20]
-                           for q in phrasings(prompter, it, m.n_map)]
-                sps, how = measure(model, path, prompts, n_sample=m.n_sample, max_new_tokens=m.max_new_tokens,
-                                   temperature=m.temperature, token_budget=cfg.generation.token_budget), \
-                    "measured now on this machine"
-        lines.append(f"model {model.name}: mastery {n_items:,} items x {m.n_map} phrasings x {m.n_sample} samples "
-                     f"= {human(samples)} samples, {estimate(samples, sps, how)}")
-    return lines
+    def load_data(self, cfg) -> StudyData:
+        spec = dataset_spec(cfg)
+        d = cfg.data
+        options = dict(d.options)
+        if d.id_relations:
+            options["id_relations"] = d.id_relations
+        ids = set(d.id_relations or spec.groups.get("id", []))
+
+        def build(name: str, source: Source) -> Dataset:
+            ds = datasets.load(source.spec, source.where)
+            # in-domain relations are trained and tested; the others are tested only
+            items = [{**it, "domain": "id" if it["relation"] in ids else "ood"} for it in ds.items
+                     if it["split"] == "test" or it["relation"] in ids]
+            items = _cap_train(_cap_tests(items, d.max_test_items), d.max_train_items, d.seed)
+            return Dataset(source.spec, items, ds.documents)
+
+        study_key = {"id_relations": sorted(ids), "caps": [d.max_test_items, d.max_train_items, d.seed]}
+        return cached_data(study_key, {spec.name: Source(spec, Where(d.path, options))}, build, cfg.cache_dir)
+
+    def prepare(self, cfg, model, base_path: str, data: StudyData, store) -> dict[str, int]:
+        """Mastery level of every item under this base model; scored once, then read from the store.
+        Model entries that share a checkpoint and prompt (e.g. the same model under other launch settings)
+        share the scores."""
+        fp = mastery_fingerprint(cfg, model, base_path, data)
+        key = f"{model.name}-{fp}"
+        with exclusive(Path(cfg.artifacts_dir) / "claims" / f"mastery-{key}.lock"):  # concurrent runs score once
+            _score_once(cfg, model, base_path, data, store, fp, key)
+        table = store.read_key("mastery", key)
+        return dict(zip(table["item_id"].to_pylist(), table["level"].to_pylist()))
+
+    def check(self, cfg, data: StudyData, preps: dict[str, dict]) -> list[str]:
+        items = the_dataset(data).items
+        return [f"model {name}: {p}" for name, levels in preps.items() for p in capacity_problems(cfg, items, levels)]
+
+    def grid(self, cfg) -> list:
+        spec = dataset_spec(cfg)
+        points = [((("level", str(lvl)), ("n", n)), spec) for lvl in cfg.grid.levels for n in cfg.grid.sample_counts]
+        return expand(cfg, points, cfg.grid.methods, cfg.grid.seeds)
+
+    def cell_config(self, cfg, cell) -> dict:
+        return {"mastery": cfg.mastery.model_dump(), "eval": cfg.eval.model_dump(), "kl": cfg.kl.model_dump(),
+                "params": cfg.params.model_dump()}
+
+    def training_items(self, run) -> tuple[list[dict], Dataset]:
+        """`n` items drawn (with the cell's seed) from the in-domain training items of the cell's level."""
+        ds = the_dataset(run.data)
+        level, n = run.axes["level"], run.axes["n"]
+        pool = training_pool(ds.items, run.prep, level)
+        if len(pool) < n:
+            raise ValueError(f"mastery level {level} has {len(pool)} training items; {n} are needed. Lower "
+                             f"grid.sample_counts or enlarge the data.")
+        rng = np.random.default_rng(run.cell.seed)
+        return [pool[i] for i in sorted(rng.choice(len(pool), size=n, replace=False))], ds
+
+    def evaluate(self, run, built) -> None:
+        """KL to the base model on the test prompts, accuracy per domain and test mastery level, and the
+        parameter change of the model's weights."""
+        cfg, tok, ds = run.cfg, run.tokenizer, the_dataset(run.data)
+        test = ds.split("test")
+        prompter = run.prompter(ds)
+        domains = [it["domain"] for it in test]
+        slices = [f"level={run.prep[it['item_id']]}" for it in test]
+
+        base = {"self": built.model, "adapter_off": None}.get(built.base_view) if built.base_view != "load" else run.load()
+        per_item = token_kl(built.model, base, tok, test, prompter, cfg.kl)
+        del base
+        run.store.write("kl", run.cid, kl_rows(run.cid, ds.name, per_item, domains, slices, cfg.kl))
+
+        built = built.merge_adapter()  # KL is taken: the adapter view is no longer needed
+        predictions = predict(built.model, tok, prompter, test, max_new_tokens=cfg.eval.max_new_tokens,
+                              token_budget=cfg.generation.token_budget)
+        values = score(prompter, test, predictions)
+        metrics, scores = result_rows(run.cid, ds.spec, ds.spec.metric, test, values, domains, slices, predictions)
+        _, kl_scores = result_rows(run.cid, ds.spec, "kl", test, [k for k, _ in per_item], domains, slices)
+        run.store.write("metrics", run.cid, metrics)
+        run.store.write("scores", run.cid, scores + kl_scores)
+
+        rows = change_stats(run.base_dir, run.checkpoint(built), cfg.params.region, cfg.params.measure)
+        run.store.write("params", run.cid, [{"cell_id": run.cid, **r} for r in rows])
+        if warning := zero_weight_warning(next(r for r in rows if r["scope"] == "region")):
+            log.warning("[%s] %s", run.cell.label, warning)
+
+    def validate(self, cfg) -> list[str]:
+        problems = []
+        try:
+            spec = dataset_spec(cfg)
+        except (KeyError, ValueError, FileNotFoundError) as e:
+            return [f"data.dataset: {e}"]
+        if spec.type != "cbqa":
+            return [f"data.dataset: {spec.name} is a {spec.type} dataset; Study K needs a cbqa dataset"]
+        unknown = sorted(set(cfg.data.id_relations or []) - set(spec.subsets))
+        if unknown:
+            problems.append(f"data.id_relations: {unknown} are not relations of {spec.name} ({sorted(spec.subsets)})")
+        short = sorted(r for r in spec.subsets if len(spec.phrasings(r)) < cfg.mastery.n_map)
+        if short:
+            problems.append(f"mastery.n_map is {cfg.mastery.n_map} but relations {short} of {spec.name} have fewer "
+                            f"phrasings (stems x framings); lower n_map or describe more")
+        source, reader = datasets.source_of(spec)
+        if reader.options is not None:  # generated data: the options it takes are its reader's
+            try:
+                reader.options(**{k: v for k, v in cfg.data.options.items() if k != "id_relations"})
+            except ValidationError as e:
+                return problems + [f"data.options.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
+        elif cfg.data.options:
+            problems.append(f"data.options: dataset {spec.name} is read from files ({source.format}), it takes no options")
+        if reader.takes_path and not (cfg.data.path or (source.model_extra or {}).get("path")):
+            problems.append(f"data.path: dataset {spec.name} ({source.format}) is read from a local directory or a "
+                            f"dataset id; set data.path")
+        if cfg.data.path and (problem := data_problem(cfg.data.path)):
+            problems.append(f"data.path: {problem}")
+        if problems:
+            return problems
+        try:  # read the records now: a broken file is named (file, record, field) before any pretraining
+            data = self.load_data(cfg)
+        except (ValueError, KeyError, OSError) as e:
+            return [f"data: {e}"]
+        ds = the_dataset(data)
+        n_train = sum(it["split"] == "train" and it["domain"] == "id" for it in ds.items)
+        if not ds.split("test") or not n_train:
+            problems.append(f"data: {ds.name} has {len(ds.split('test'))} test items and no in-domain training items "
+                            f"(in-domain relations: {cfg.data.id_relations or spec.groups.get('id')})")
+        elif n_train < max(cfg.grid.sample_counts):
+            problems.append(f"data: {n_train} ID training items in all, fewer than the largest sample count "
+                            f"{max(cfg.grid.sample_counts)} (grid.sample_counts); lower it or enlarge the data")
+        problems += prompt_problems(cfg.models, ds)
+        return problems + _stored_capacity(cfg)
+
+    def costs(self, cfg, calibrate: bool = False) -> list[str]:
+        """Mastery samples, evaluation prompts and training tokens of the plan, with a time estimate for
+        mastery (the most expensive step) per model."""
+        data = self.load_data(cfg)
+        ds = the_dataset(data)
+        m = cfg.mastery
+        n_items, n_test = len(ds.items), len(ds.split("test"))
+        samples = sum(min(m.n_map, len(ds.spec.phrasings(it["relation"]))) for it in ds.items) * m.n_sample
+        cells = self.grid(cfg)
+        trained = [c for c in cells if dict(c.axes)]
+        words = sum(len(it["question"].split()) + len(it["answers"][0].split()) + 3 for it in ds.items) / max(1, n_items)
+        lines = [f"data: {n_items:,} items ({len(ds.split('train')):,} train, {n_test:,} test) in {ds.name}",
+                 f"evaluation: {n_test:,} greedy answers and {n_test:,} KL prompts per cell, {human(n_test * len(cells))} "
+                 f"answers over {len(cells)} cells",
+                 f"training: about {human(max(cfg.grid.sample_counts) * cfg.train.epochs * words)} tokens in the largest "
+                 f"cell ({max(cfg.grid.sample_counts)} items x {cfg.train.epochs:g} epochs x ~{words:.0f} words); "
+                 f"{len(trained)} cells train or edit a model"]
+        for model in cfg.models:
+            sps, how = cfg.generation.samples_per_second, "generation.samples_per_second"
+            if calibrate:
+                path = local_model(model, data, cfg.cache_dir)
+                if path is None:
+                    lines.append(f"model {model.name}: cannot calibrate before the model exists here (pretrain it "
+                                 f"with `ftscope run`, or give a local path)")
+                else:
+                    prompter = Prompter(ds.spec, model.prompt, None if model.prompt.style != "chat" else
+                                        load_tokenizer(path, model.trust_remote_code))
+                    prompts = [prompter.text({**it, "question": q}) for it in ds.items[:20]
+                               for q in phrasings(prompter, it, m.n_map)]
+                    sps, how = measure(model, path, prompts, n_sample=m.n_sample, max_new_tokens=m.max_new_tokens,
+                                       temperature=m.temperature, token_budget=cfg.generation.token_budget), \
+                        "measured now on this machine"
+            lines.append(f"model {model.name}: mastery {n_items:,} items x {m.n_map} phrasings x {m.n_sample} samples "
+                         f"= {human(samples)} samples, {estimate(samples, sps, how)}")
+        return lines
 
 
-def _tables(store, study):
-    from ftscope.studies.k_report import study_report
-
-    return study_report(store, study)
-
-
-def _figures(results, out):
-    from ftscope.studies.k_report import sections
-
-    return sections(results, out)
-
-
-def _comparisons(results):
-    from ftscope.studies.k_report import comparisons
-
-    return comparisons(results)
-
-
-def _headline(results):
-    from ftscope.studies.k_report import headline
-
-    return headline(results)
-
-
-STUDY = register(Study(kind="k", title="Study K: knowledge", sections=SECTIONS, load_data=load_data, grid=grid,
-                       training_items=training_items, evaluate=evaluate, cell_config=cell_config, report=_tables,
-                       prepare=prepare, check=check, validate=validate, costs=costs, figures=_figures,
-                       comparisons=_comparisons, headline=_headline))
+STUDY = register(Knowledge())

@@ -1,47 +1,112 @@
-"""What a study kind declares. The flow runs every kind the same way: load data -> base models ->
-`prepare` each model (Study K: mastery) -> `check` -> the `grid`'s cells (a method's recipe builds a
-model from `training_items`, then `evaluate` writes rows) -> `report`."""
+"""What a study kind is: one object with named members, as a torchtune recipe is. The flow runs every
+kind the same way:
+
+    load_data -> base models -> prepare(model) for each -> check -> grid's cells, each: a method's recipe
+    builds a model from training_items(run), then evaluate(run, built) writes rows -> report
+
+A kind subclasses `Study`, fills in what differs and registers an instance; its `report` renders tables,
+the README block, figures and comparisons from the study's `Results` (ftscope/report/results.py).
+"""
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ftscope.methods import check_methods
 from ftscope.registry import Registry
 
 
-def _nothing(*args, **kwargs):
-    return None
+class GridSection(BaseModel):
+    """What every study's `grid:` has besides its axes: the methods (each one registered, with the methods
+    it starts from) and the seeds. A study kind subclasses it with its axes and its default methods."""
+    model_config = ConfigDict(extra="forbid")
+    methods: list[str] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+    @field_validator("methods")
+    @classmethod
+    def _known(cls, v):
+        return check_methods(v)
 
 
-def _no_problems(*args, **kwargs) -> list[str]:
-    return []
-
-
-def _everything(cfg, cell, data) -> list[tuple[str, str]]:
-    return data.reads()
+def positive_counts(name: str):
+    """A validator for a list of counts (sample counts, sizes) that must all be positive."""
+    def check(cls, v):
+        if min(v) <= 0:
+            raise ValueError(f"{name} must be positive counts")
+        return v
+    return field_validator(name)(classmethod(check))
 
 
 @dataclass(frozen=True)
+class StudyReport:
+    """What a study kind shows of its `Results`: every member renders from it, none reads the store.
+
+    tables:      text blocks `ftscope run` and `ftscope report` print, in order
+    headline:    the block a README shows under the verdicts
+    figures:     one function per figure: (Results, out dir) -> report.page.Section, or None when the
+                 study has nothing for it (an ICL-only study has no training curves)
+    comparisons: the paper's findings as differences on the same test items
+    """
+    tables: list[Callable] = field(default_factory=list)
+    headline: Callable | None = None
+    figures: list[Callable] = field(default_factory=list)
+    comparisons: Callable = lambda results: []
+
+    def text(self, results) -> str:
+        return "\n\n".join(t for t in (table(results) for table in self.tables) if t)
+
+    def sections(self, results, out: Path) -> list:
+        return [s for s in (figure(results, out) for figure in self.figures) if s is not None]
+
+
 class Study:
-    kind: str
-    title: str
-    sections: dict[str, type[BaseModel]]  # its config sections, by name
-    load_data: Callable[[Any], Any]  # config -> StudyData
-    grid: Callable[[Any], list]  # config -> [Cell]
-    training_items: Callable[[Any], tuple[list[dict], Any]]  # CellRun -> (items, Dataset)
-    evaluate: Callable[[Any, Any], None]  # (CellRun, Built) -> rows written
-    cell_config: Callable[[Any, Any], dict]  # (config, Cell) -> the config that changes its result
-    report: Callable[[Any, str | None], str]  # (Store, study name) -> text tables
-    prepare: Callable[..., Any] = _nothing  # (config, ModelConfig, base path, StudyData, Store) -> per-model prep
-    check: Callable[..., list[str]] = _no_problems  # (config, StudyData, {model: prep}) -> problems
-    validate: Callable[[Any], list[str]] = _no_problems  # config -> problems found before anything runs
-    costs: Callable[..., list[str]] = _no_problems  # (config, calibrate) -> lines: what the plan costs
-    figures: Callable[..., list] = _no_problems  # (report.summary.Results, out dir) -> [report.page.Section]
-    comparisons: Callable[..., list] = _no_problems  # Results -> [report.summary.Comparison]
-    headline: Callable[..., str] = lambda results: ""  # report.summary.Results -> the table a README shows
-    cell_reads: Callable[..., list[tuple[str, str]]] = _everything  # (config, Cell, StudyData) -> (dataset, split)s
+    kind: str = ""
+    title: str = ""
+    sections: dict[str, type[BaseModel]] = {}  # its config sections, by name
+    report: StudyReport = StudyReport()
+
+    def load_data(self, cfg):
+        """config -> StudyData (cached by fingerprint)."""
+        raise NotImplementedError
+
+    def prepare(self, cfg, model, base_path: str, data, store):
+        """What every cell of one base model shares (Study K: its mastery levels); None by default."""
+        return None
+
+    def check(self, cfg, data, preps: dict) -> list[str]:
+        """Problems found once every model is prepared (too few items at a level, say)."""
+        return []
+
+    def grid(self, cfg) -> list:
+        """config -> [Cell]."""
+        raise NotImplementedError
+
+    def cell_config(self, cfg, cell) -> dict:
+        """The study's settings that change a cell's result (they go into its id)."""
+        return {}
+
+    def cell_reads(self, cfg, cell, data) -> list[tuple[str, str]]:
+        """The (dataset, split) pairs a cell reads: their records go into its id."""
+        return data.reads()
+
+    def training_items(self, run) -> tuple[list[dict], object]:
+        """CellRun -> (items to train on, their Dataset)."""
+        raise NotImplementedError
+
+    def evaluate(self, run, built) -> None:
+        """Evaluate a built model and write its rows (metrics, scores, ...)."""
+        raise NotImplementedError
+
+    def validate(self, cfg) -> list[str]:
+        """Problems found before anything runs."""
+        return []
+
+    def costs(self, cfg, calibrate: bool = False) -> list[str]:
+        """Lines saying what the plan costs."""
+        return []
 
 
 STUDIES: Registry[Study] = Registry("study kind")

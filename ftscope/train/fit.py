@@ -59,7 +59,7 @@ def fit(run, examples: list[dict], *, lr: float, lora: LoraConfig | None = None)
            log_file=work / "train.log", timeout_s=model_cfg.timeout_s, gpus=run.gpus, launcher=model_cfg.launcher,
            on_line=lambda line: log.info("[%s] %s", run.cell.label, line))
     if lora is not None:
-        from peft import PeftModel
+        from peft import PeftModel  # deferred: peft takes seconds to import; only LoRA cells need it
 
         return Built(PeftModel.from_pretrained(run.load(), str(out)).eval(), base_view="adapter_off")
     return Built(run.load(out), checkpoint=out)

@@ -7,12 +7,12 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+
 LOCK_DIR = Path(os.environ.get("FTSCOPE_GPU_LOCK_DIR", "/tmp/ftscope-gpus"))
 
 
 def visible_gpus() -> list[int]:
-    import torch
-
     return list(range(torch.cuda.device_count()))
 
 

@@ -6,6 +6,7 @@ import collections
 import contextvars
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -65,8 +66,6 @@ def launcher_executable(name: str) -> str | None:
     beside = Path(sys.executable).parent / name
     if beside.exists():
         return str(beside)
-    import shutil
-
     return shutil.which(name)
 
 

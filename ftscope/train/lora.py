@@ -14,7 +14,7 @@ class LoraConfig(BaseModel):
 
 
 def wrap_lora(model, lora: LoraConfig):
-    import peft
+    import peft  # deferred: peft takes seconds to import; only LoRA cells need it
 
     cfg = peft.LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                           target_modules=lora.target_modules, task_type="CAUSAL_LM")

@@ -4,36 +4,21 @@ on prompt/target examples. Under torchrun/deepspeed the same code runs on every 
 
 import logging
 import time
+from functools import cache
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from ftscope.faults import kill_point
+from ftscope.train.config import TrainConfig
 
 log = logging.getLogger("ftscope.train")
-
-
-class TrainConfig(BaseModel):
-    """The `train:` section, shared by every method that trains. Full fine-tuning uses `lr`; LoRA has
-    its own rate in `lora:`."""
-    model_config = ConfigDict(extra="forbid")
-    epochs: float = Field(3, gt=0)
-    lr: float = Field(1e-5, gt=0)
-    batch_size: int = Field(8, gt=0)
-    grad_accum: int = Field(1, gt=0)
-    max_length: int = Field(128, gt=8)
-    lr_scheduler: str = "linear"
-    warmup_ratio: float = Field(0.0, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    bf16: bool = Field(True, description="bf16 mixed precision on GPUs; ignored on the CPU")
-    checkpoint_each_epoch: bool = Field(False, description="lets a retried cell resume mid-training")
 
 
 def training_arguments(cfg: TrainConfig, out_dir: str, *, lr: float, seed: int, deepspeed: dict | None = None):
     """Build these before loading the model: with a ZeRO-3 config they make from_pretrained partition
     the weights across ranks as they load, instead of materialising the whole model on every rank."""
-    from transformers import TrainingArguments
+    from transformers import TrainingArguments  # deferred: the trainer stack, seconds to import
 
     on_cpu = not torch.cuda.is_available()
     return TrainingArguments(
@@ -49,7 +34,7 @@ def train(model, tokenizer, examples: list[dict], args, resume: bool = False, ca
           what: str = "training"):
     """Fit `model` on `examples` in place; returns the Trainer (its model may be DeepSpeed-wrapped).
     `resume`: continue from the newest checkpoint in args.output_dir (a retried cell)."""
-    from transformers import DataCollatorForSeq2Seq, Trainer
+    from transformers import DataCollatorForSeq2Seq, Trainer  # deferred: as above
 
     tokenizer.padding_side = "right"
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
@@ -61,38 +46,38 @@ def train(model, tokenizer, examples: list[dict], args, resume: bool = False, ca
 
 def quiet(trainer, what: str) -> None:
     """No progress bar or printed loss dict per step: one log line per epoch, at most every 30 s."""
-    from transformers import PrinterCallback, ProgressCallback
+    from transformers import PrinterCallback, ProgressCallback  # deferred: the trainer stack, seconds to import
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(EpochLog(what))
+    trainer.add_callback(_epoch_log_class()(what))
 
 
-def _callback_base():
-    from transformers import TrainerCallback
+@cache
+def _epoch_log_class():
+    from transformers import TrainerCallback  # deferred: the trainer stack, seconds to import
 
-    return TrainerCallback
+    class EpochLog(TrainerCallback):
+        def __init__(self, what: str, every_s: float = 30):
+            self.what, self.every_s, self.last, self.loss = what, every_s, 0.0, None
 
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                self.loss = logs["loss"]
+            if logs and "train_runtime" in logs:
+                log.info("%s done: train_runtime %.1f s, %.1f samples/s, loss %.3f", self.what, logs["train_runtime"],
+                         logs.get("train_samples_per_second", 0.0), logs.get("train_loss", float("nan")))
 
-class EpochLog(_callback_base()):
-    def __init__(self, what: str, every_s: float = 30):
-        self.what, self.every_s, self.last, self.loss = what, every_s, 0.0, None
+        def on_epoch_end(self, args, state, control, **kw):
+            kill_point("train")
+            now = time.monotonic()
+            if now - self.last >= self.every_s or state.global_step >= state.max_steps:
+                self.last = now
+                loss = f", loss {self.loss:.3f}" if self.loss is not None else ""
+                log.info("%s: epoch %.0f/%.0f, step %d/%d%s", self.what, state.epoch or 0, args.num_train_epochs,
+                         state.global_step, state.max_steps, loss)
 
-    def on_log(self, args, state, control, logs=None, **kw):
-        if logs and "loss" in logs:
-            self.loss = logs["loss"]
-        if logs and "train_runtime" in logs:
-            log.info("%s done: train_runtime %.1f s, %.1f samples/s, loss %.3f", self.what, logs["train_runtime"],
-                     logs.get("train_samples_per_second", 0.0), logs.get("train_loss", float("nan")))
-
-    def on_epoch_end(self, args, state, control, **kw):
-        kill_point("train")
-        now = time.monotonic()
-        if now - self.last >= self.every_s or state.global_step >= state.max_steps:
-            self.last = now
-            loss = f", loss {self.loss:.3f}" if self.loss is not None else ""
-            log.info("%s: epoch %.0f/%.0f, step %d/%d%s", self.what, state.epoch or 0, args.num_train_epochs,
-                     state.global_step, state.max_steps, loss)
+    return EpochLog
 
 
 def has_checkpoint(trainer_dir: Path) -> bool:

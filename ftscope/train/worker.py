@@ -8,6 +8,7 @@ import os
 import sys
 
 import torch
+from transformers import AutoModelForCausalLM
 
 from ftscope.models import DTYPES, load_tokenizer
 from ftscope.train.lora import LoraConfig, wrap_lora
@@ -17,8 +18,6 @@ from ftscope.train.trainer import TrainConfig, train, training_arguments
 def main(spec_path: str) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # the launcher streams stdout
     spec = json.loads(open(spec_path).read())
-    from transformers import AutoModelForCausalLM
-
     tok = load_tokenizer(spec["base_path"], spec["trust_remote_code"])
     args = training_arguments(TrainConfig(**spec["train"]), spec["trainer_dir"], lr=spec["lr"], seed=spec["seed"],
                               deepspeed=json.loads(open(spec["deepspeed"]).read()))

@@ -1,4 +1,5 @@
-"""The numbers a report shows, with their uncertainty, read from the store alone.
+"""The one model of a study's numbers: read from the store once, then every text table, README block,
+figure and comparison renders from it. Nothing else aggregates the store.
 
 A *condition* is a cell without its seed (model, method, variant, axes) evaluated on one slice of one
 test set (dataset, domain, slice, prompt map, shots, metric). Its value is the mean over seeds; its 95%
@@ -17,6 +18,7 @@ from ftscope.stats import bootstrap_mean, paired_difference, seed_spread, verdic
 from ftscope.store import Store
 
 KEY = ("dataset", "domain", "slice", "prompt_map", "shots", "metric")
+KL = "kl"  # the pseudo-metric under which the `kl` table's rows join the conditions
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Condition:
     prompt_map: int
     shots: int
     metric: str
+    params: dict = field(default_factory=dict)  # the method's variant settings (restore: strategy, k_percent)
     cells: list[str] = field(default_factory=list)  # one per seed
     values: list[float] = field(default_factory=list)  # per seed
     n: int = 0  # test items
@@ -51,34 +54,49 @@ class Condition:
         return len(self.values)
 
     def get(self, name: str, default=None):
-        return self.axes.get(name, getattr(self, name, default))
+        """An axis (level, n, train, size), a field (dataset, shots at test time, ...) or a variant setting
+        (restore's strategy and k_percent; FTICL's training shots are `params['shots']`, never `shots`)."""
+        if name in self.axes:
+            return self.axes[name]
+        return getattr(self, name) if hasattr(self, name) else self.params.get(name, default)
 
 
 def is_proportion(metric: str) -> bool:
+    """Every per-item score of the metric is 0 or 1 (so Wilson's interval applies)."""
     return metric in METRICS and METRICS.get(metric).proportion
 
 
+def is_generated(metric: str) -> bool:
+    """The metric scores decoded text (a generation task), not label probabilities."""
+    return metric in METRICS and METRICS.get(metric).predict == "generate"
+
+
 class Results:
-    """The done cells of a study's latest plan, their conditions and per-item scores."""
+    """The done cells of a study's latest plan: their conditions, per-item scores, parameter-change and
+    restoration rows, and the store's mastery scores."""
 
     def __init__(self, store: Store, study: str | None = None):
         self.store, self.study = store, study
-        where = f"AND c.study = '{study}'" if study else ""
-        cells = store.sql(f"SELECT c.* FROM cells c SEMI JOIN plan p USING (cell_id) WHERE c.status = 'done' {where}")
+        cells = store.sql("SELECT * FROM cells WHERE status = 'done' AND cell_id IN "
+                          "(SELECT cell_id FROM plan WHERE ? IS NULL OR study = ?)", [study, study])
         self.cells = {r["cell_id"]: r for r in cells.df().to_dict("records")}
         for r in self.cells.values():
             r["axes"], r["params"] = json.loads(r["axes"] or "{}"), json.loads(r["params"] or "{}")
+        mine = lambda rows: [r for r in rows if r["cell_id"] in self.cells]  # noqa: E731
+        self.params = mine(store.read("params", done_only=True).to_pylist())
+        self.restoration = mine(store.read("restoration", done_only=True).to_pylist())
+        self.mastery = store.read("mastery").to_pylist()
         self._scores = None
-        rows = [r for r in store.read("metrics", done_only=True).to_pylist() if r["cell_id"] in self.cells]
-        rows += [{**r, "task": "", "prompt_map": 0, "shots": 0, "metric": "kl", "total": r["value"] * r["n"]}
-                 for r in store.read("kl", done_only=True).to_pylist() if r["cell_id"] in self.cells]
+        rows = mine(store.read("metrics", done_only=True).to_pylist())
+        rows += [{**r, "task": "", "prompt_map": 0, "shots": 0, "metric": KL, "total": r["value"] * r["n"]}
+                 for r in mine(store.read("kl", done_only=True).to_pylist())]
         groups: dict[tuple, Condition] = {}
         for r in rows:
             c = self.cells[r["cell_id"]]
             key = (c["model"], c["method"], c["variant"], json.dumps(c["axes"], sort_keys=True)) + tuple(r[k] for k in KEY)
             cond = groups.get(key) or groups.setdefault(key, Condition(
                 c["model"], c["method"], c["variant"], c["axes"], r["dataset"], r["task"], r["domain"], r["slice"],
-                r["prompt_map"], r["shots"], r["metric"]))
+                r["prompt_map"], r["shots"], r["metric"], c["params"]))
             cond.cells.append(r["cell_id"])
             cond.values.append(r["value"])
             cond.n = r["n"]
@@ -88,6 +106,11 @@ class Results:
         for cond in self.conditions:
             if len(cond.cells) > 1 or not is_proportion(cond.metric):
                 cond.lo, cond.hi = bootstrap_mean(list(self.item_values(cond).values()))
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metrics the study's test sets are scored by (KL aside)."""
+        return sorted({c.metric for c in self.conditions if c.metric != KL})
 
     def scores(self) -> dict[tuple, dict[str, float]]:
         """(cell, dataset, domain, slice, prompt map, shots, metric) -> {item id: value}. An item is stored
@@ -110,13 +133,10 @@ class Results:
 
     def select(self, **where) -> list[Condition]:
         """Conditions whose fields (or axes) equal the given values; a callable value is a predicate."""
-        out = []
-        for c in self.conditions:
-            if all((v(c.get(k)) if callable(v) else c.get(k) == v) for k, v in where.items()):
-                out.append(c)
-        return out
+        return [c for c in self.conditions
+                if all((v(c.get(k)) if callable(v) else c.get(k) == v) for k, v in where.items())]
 
-    def pooled(self, conds: list[Condition], by_item: bool = True) -> dict[tuple, float]:
+    def pooled(self, conds: list[Condition]) -> dict[tuple, float]:
         """Per (dataset, item) over several conditions (prompt maps, datasets), the mean value."""
         acc: dict[tuple, list[float]] = defaultdict(list)
         for c in conds:
