@@ -3,7 +3,6 @@ is missing or failed, and read the Prefect state of each cell's runs. Needs a Pr
 (PREFECT_API_URL)."""
 
 import os
-from datetime import datetime, timezone
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
@@ -12,7 +11,7 @@ from prefect.settings import PREFECT_UI_URL
 from prefect.states import Crashed
 
 from ftscope.config import parse_config
-from ftscope.runs import dead_runs, latest_config
+from ftscope.runs import latest_config, mark_dead
 from ftscope.store import Store
 from tasks.dispatch import crashed
 
@@ -63,13 +62,11 @@ def mark_zombies(cfg, store: Store) -> list[str]:
     """Runs that Prefect still shows running though their worker died: cell runs (their claim is free
     and they wrote no result) and study runs (their process is gone), marked Crashed."""
     with get_client(sync_client=True) as client:
-        for r in dead_runs(store, cfg.study):
+        for r in mark_dead(store, cfg.study):
             try:
                 client.set_flow_run_state(r["run_id"], Crashed(message="its process died"), force=True)
             except Exception:  # noqa: BLE001 -- a run of another server, or already gone
                 pass
-            store.write("runs", f"{r['run_id']}-crashed", [{**r, "status": "crashed", "message": "its process died",
-                                                            "finished_at": datetime.now(timezone.utc)}])
 
     latest = store.latest_cells()
     planned = [r["cell_id"] for r in store.read("plan").to_pylist() if r["study"] == cfg.study]

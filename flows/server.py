@@ -1,10 +1,17 @@
-"""The Prefect API a local `ftscope run` reports to: PREFECT_API_URL when it is set; otherwise a
-temporary server started for this run, with its own throwaway database, that dies with this process
-even when it is killed with SIGKILL (Linux: the kernel's parent-death signal). Prefect's own temporary
-server outlives a killed parent by minutes."""
+"""The Prefect API a local `ftscope run` reports to, in this order:
+
+1. PREFECT_API_URL when it is set (a server of your own, or a cluster's);
+2. the ftscope server started by `ftscope server start`, when it answers: one server kept across runs, with
+   its own database under FTSCOPE_HOME (default ~/.ftscope), so run history survives and start-up is paid once;
+3. otherwise a temporary server for this run, with a throwaway database, that dies with this process even
+   when it is killed with SIGKILL (Linux: the kernel's parent-death signal).
+
+Starting a server waits on its health endpoint for a time that scales with how busy the machine is, and says
+what it is waiting for."""
 
 import ctypes
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -22,6 +29,14 @@ class ServerDidNotStart(RuntimeError):
     pass
 
 
+def home() -> Path:
+    return Path(os.environ.get("FTSCOPE_HOME", Path.home() / ".ftscope"))
+
+
+def _record() -> Path:
+    return home() / "server.json"
+
+
 def _die_with_parent() -> None:
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -35,6 +50,98 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def healthy(url: str) -> bool:
+    try:
+        return urllib.request.urlopen(f"{url}/health", timeout=2).status == 200
+    except OSError:
+        return False
+
+
+def startup_limit() -> float:
+    """Seconds to wait for a server: 120 on an idle machine, more in proportion to its load (a 2-core
+    machine running two trainings needs about twice as long); PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+    sets it outright."""
+    if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ:
+        return float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])
+    load = os.getloadavg()[0] / max(1, os.cpu_count() or 1)
+    return 120 * max(1.0, 1 + load)
+
+
+def _spawn(prefect_home: Path, port: int, temporary: bool) -> subprocess.Popen:
+    """A Prefect server process: `prefect server start` (with its UI) for the kept one; for a temporary one
+    just the API app under uvicorn, faster to start. Prefect reads its settings from the environment when it
+    is imported: it is located without importing it."""
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "DO_NOT_TRACK": "1"}
+    env.pop("PREFECT_API_URL", None)
+    log = open(prefect_home / "server.log", "a")
+    if not temporary:
+        return subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host",
+                                 "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    site = Path(importlib.util.find_spec("prefect").origin).parent.parent
+    return subprocess.Popen([sys.executable, "-m", "uvicorn", "--app-dir", str(site), "--factory",
+                             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+                             "--log-level", "error", "--lifespan", "on"],
+                            env={**env, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1"}, stdout=log,
+                            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+
+
+def _wait(proc: subprocess.Popen, url: str, log: Path, what: str) -> None:
+    limit = startup_limit()
+    print(f"starting {what} at {url} (database migrations, then the API; waiting up to {limit:.0f} s)",
+          file=sys.stderr)
+    deadline = time.monotonic() + limit
+    while not healthy(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+            raise ServerDidNotStart(
+                f"{what} {'exited' if proc.poll() not in (None, -9) else f'did not answer within {limit:.0f} s'} "
+                f"(log: {log}){': ' + tail if tail else ''}\nOn a busy machine raise "
+                f"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, keep one server with `ftscope server start`, "
+                f"or set PREFECT_API_URL to a server of your own")
+        time.sleep(0.3)
+
+
+def kept_server() -> str | None:
+    """The URL of the server `ftscope server start` left running, when it answers."""
+    try:
+        url = json.loads(_record().read_text())["url"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return url if healthy(url) else None
+
+
+def start_server(port: int = 4200) -> str:
+    """Start the kept server (or say where it already runs); returns its URL."""
+    if url := kept_server():
+        return url
+    prefect_home = home() / "prefect"
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}/api"
+    if healthy(url):
+        raise ServerDidNotStart(f"something else answers at {url}; choose another --port")
+    proc = _spawn(prefect_home, port, temporary=False)
+    _wait(proc, url, prefect_home / "server.log", "the ftscope Prefect server")
+    _record().write_text(json.dumps({"url": url, "pid": proc.pid, "home": str(prefect_home)}))
+    return url
+
+
+def stop_server() -> str | None:
+    """Stop the kept server; returns its URL, or None when none was running."""
+    try:
+        record = json.loads(_record().read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.killpg(record["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    _record().unlink(missing_ok=True)
+    return record["url"]
+
+
 @contextmanager
 def local_api():
     """Yield the API URL for this process's flow runs (setting PREFECT_API_URL while it lasts). Call it
@@ -42,51 +149,43 @@ def local_api():
     if os.environ.get("PREFECT_API_URL"):
         yield os.environ["PREFECT_API_URL"]
         return
-    # Prefect reads its settings from the environment when it is imported: locate it without importing it
-    site = Path(importlib.util.find_spec("prefect").origin).parent.parent
-    home = Path(tempfile.mkdtemp(prefix="ftscope-prefect-"))
+    if url := kept_server():
+        os.environ["PREFECT_API_URL"] = url
+        try:
+            yield url
+        finally:
+            _drain()
+            os.environ.pop("PREFECT_API_URL", None)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="ftscope-prefect-"))
     port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--app-dir", str(site),
-                             "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port",
-                             str(port), "--log-level", "error", "--lifespan", "on"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     url = f"http://127.0.0.1:{port}/api"
-    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))
+    proc = _spawn(tmp, port, temporary=True)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise ServerDidNotStart(
-                    f"the temporary Prefect server did not start within {timeout:g} s ({home / 'server.log'}); on a "
-                    f"busy machine raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or start a server "
-                    f"(`prefect server start`) and set PREFECT_API_URL=http://127.0.0.1:4200/api")
-            time.sleep(0.3)
+        _wait(proc, url, tmp / "server.log", "a temporary Prefect server (`ftscope server start` keeps one)")
         os.environ["PREFECT_API_URL"] = url
         yield url
     finally:
-        # Send the last log lines and events while the server is up: left queued, Prefect's exit hook
-        # retries them against the stopped server for about a minute.
-        if "prefect" in sys.modules:
-            try:
-                from prefect.events.worker import EventsWorker  # deferred: Prefect reads its settings on import
-                from prefect.logging.handlers import APILogWorker  # deferred: as above
-
-                APILogWorker.drain_all(timeout=5)
-                EventsWorker.drain_all(timeout=5)
-            except Exception as e:  # noqa: BLE001 -- logs are best effort; the store has the results
-                print(f"(could not send the last log lines to the temporary Prefect server: {e})", file=sys.stderr)
+        _drain()
         os.environ.pop("PREFECT_API_URL", None)
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _drain() -> None:
+    """Send the last log lines and events while the server is up: left queued, Prefect's exit hook retries
+    them against a stopped server for about a minute."""
+    if "prefect" not in sys.modules:
+        return
+    try:
+        from prefect.events.worker import EventsWorker  # deferred: Prefect reads its settings on import
+        from prefect.logging.handlers import APILogWorker  # deferred: as above
+
+        APILogWorker.drain_all(timeout=5)
+        EventsWorker.drain_all(timeout=5)
+    except Exception as e:  # noqa: BLE001 -- logs are best effort; the store has the results
+        print(f"(could not send the last log lines to the Prefect server: {e})", file=sys.stderr)

@@ -16,7 +16,7 @@ from flows.cell import cell_parameters
 from ftscope.cell import ModelContext
 from ftscope.config import ConfigError, parse_config, resolved_raw
 from ftscope.plan import pending
-from ftscope.runs import RunRecord
+from ftscope.runs import RunRecord, mark_dead
 from ftscope.runtime import pin_threads
 from ftscope.store import Store
 from ftscope.studies import STUDIES
@@ -39,6 +39,10 @@ def study(config_path: str | None = None, results_dir: str | None = None, valida
     pin_threads(cfg)
     store = Store(cfg.results_dir)
     store.sweep()  # temporaries of writers that died
+    for line in store.repair():  # damaged files: moved aside, their cells redone below
+        log.warning("repaired the store: %s", line)
+    for dead in mark_dead(store, cfg.study):
+        log.warning("run %s (pid %s) had died while running: recorded as crashed", dead["run_id"][:8], dead["pid"])
     run = RunRecord(cfg, store, flow_run.ui_url, flow_run.id)
     if any(m.gpus for m in cfg.models):
         ensure_gpu_limit(cfg.gpu_slots)
@@ -57,15 +61,26 @@ def study(config_path: str | None = None, results_dir: str | None = None, valida
     failed = run_cells(cfg, raw, todo, contexts, CellProgress(cfg, len(planned), len(planned) - len(todo)))
 
     release_task(cfg, planned)
-    text, page = report_task(cfg)
-    log.info("report: %s", page)
+    report = report_task(cfg, return_state=True)
+    text, page = report.result() if report.is_completed() else ("", None)
+    if page:
+        log.info("report: %s", page)
     summary_artifact(cfg, text, page, failed)
-    if failed:
-        message = f"{len(failed)} of {len(todo)} cells failed:\n" + "\n".join(failed)
-        run.finish("failed", message)
+    if failed or not report.is_completed():
+        message = "\n".join(([f"{len(failed)} of {len(todo)} cells failed:"] + failed if failed else []) +
+                            ([] if report.is_completed() else [f"the report could not be written: {report.message}"]))
+        finish(run, "failed", message)
         return Failed(message=message)
-    run.finish("completed")
+    finish(run, "completed")
     return text
+
+
+def finish(run: RunRecord, status: str, message: str | None = None) -> None:
+    """Record how the run ended; a full disk may refuse it, and the flow's own state still says."""
+    try:
+        run.finish(status, message)
+    except OSError as e:
+        get_run_logger().warning("could not record the run's end in the store: %s", e)
 
 
 def run_cells(cfg, raw: dict, todo, contexts, progress: CellProgress) -> list[str]:

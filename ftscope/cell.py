@@ -13,9 +13,10 @@ from typing import Any
 
 from ftscope import checkpoints
 from ftscope.grid import Cell, cell_spec
-from ftscope.locks import exclusive
+from ftscope.locks import annotate, exclusive
 from ftscope.methods import RECIPES, Built
 from ftscope.models import load_model, load_tokenizer
+from ftscope.progress import Progress, file_sink, progress_file
 from ftscope.prompts import Prompter
 from ftscope.runtime import runtime, versions
 from ftscope.store import Store
@@ -47,7 +48,7 @@ class CellRun:
     store: Store
     parent_id: str | None = None
     gpus: list[int] | None = None
-    timings: dict = field(default_factory=dict)
+    progress: Progress = field(default_factory=lambda: Progress("cell"))
 
     @property
     def model_cfg(self):
@@ -121,11 +122,11 @@ def run_cell(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, 
     first, then finds the cell done and skips it. On failure, write a failed `cells` row and re-raise.
     `keep`: leave its checkpoint for cells that start from it. `owner`: recorded in the claim."""
     with exclusive(checkpoints.claim_of(cfg, cid), owner=owner):
-        done = [r for r in store.attempts(cid) if r["status"] == "done"]
+        latest = (store.attempts(cid) or [None])[-1]  # its latest attempt decides: a damaged one is redone
         needed = keep and not checkpoints.available(cfg, cid)  # a child needs the checkpoint, released since
-        if done and not needed:
+        if latest is not None and latest["status"] == "done" and not needed:
             log.info("[%s] already done (by another run): skipped", cell.label)
-            return done[-1]
+            return latest
         return _run(cfg, study, cell, cid, ctx, store, parent_id, keep)
 
 
@@ -139,9 +140,11 @@ def _run(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, pare
     try:
         with hold_gpus(cfg.model(cell.model).gpus) as gpus:
             row.update(runtime(gpus))
-            run = CellRun(cfg, study, cell, cid, ctx, store, parent_id, gpus)
+            progress = Progress(cell.label, sinks=(file_sink(progress_file(checkpoints.claim_of(cfg, cid))),))
+            run = CellRun(cfg, study, cell, cid, ctx, store, parent_id, gpus, progress)
             run.work.mkdir(parents=True, exist_ok=True)
             t = time.monotonic()
+            progress.phase("build")  # a recipe that trains starts its own phase
             built = recipe.build(run)
             row["train_s"] = time.monotonic() - t
             t = time.monotonic()
@@ -149,10 +152,15 @@ def _run(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, pare
             row["eval_s"] = time.monotonic() - t
             del built
             checkpoints.finish(run, keep=keep or cfg.keep_checkpoints)
+            progress.finish()
         row.update(status="done", error=None)
     except Exception as e:
         row.update(status="failed", error=f"{type(e).__name__}: {e}")
-        _finish(store, row, t0)
+        annotate(checkpoints.claim_of(cfg, cid), error=row["error"][:1000], failed_at=time.time())
+        try:
+            _finish(store, row, t0)
+        except OSError as write_error:  # a full disk: the claim still says why the cell failed
+            e.add_note(f"its failed row could not be written to the store either: {write_error}")
         e.add_note(traceback.format_exc(limit=3))
         raise
     _finish(store, row, t0)

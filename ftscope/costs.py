@@ -9,6 +9,7 @@ from ftscope import generation
 from ftscope.models import load_model, load_tokenizer
 from ftscope.prompts import encode
 from ftscope.sandbox.pretrain import sandbox_model_dir
+from ftscope.shards import checkpoint_problem
 
 
 def human(n: float) -> str:
@@ -32,12 +33,14 @@ def estimate(samples: float, per_second: float | None, how: str) -> str:
     return f"about {duration(samples / per_second)} at {per_second:,.0f} samples/s ({how})"
 
 
-def local_model(model_cfg, data, cache_dir: str) -> str | None:
-    """The base model's local checkpoint if it exists without any work (no pretraining, no download)."""
-    if model_cfg.sandbox is not None:
-        d = sandbox_model_dir(model_cfg.sandbox, data, cache_dir)
-        return str(d) if (d / "config.json").exists() else None
-    return model_cfg.path if Path(model_cfg.path).is_dir() else None
+def local_model(model_cfg, data, cache_dir: str, complete: bool = True) -> str | None:
+    """The base model's local checkpoint if it exists without any work (no pretraining, no download);
+    `complete=False`: also one whose cache directory is there but damaged."""
+    path = sandbox_model_dir(model_cfg.sandbox, data, cache_dir) if model_cfg.sandbox is not None else \
+        Path(model_cfg.path)
+    if not path.is_dir():
+        return None
+    return str(path) if not complete or checkpoint_problem(path, model_cfg.use_safetensors) is None else None
 
 
 def calibrate(model_cfg, path: str, prompts: list[str], *, n_sample: int, max_new_tokens: int,

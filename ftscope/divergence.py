@@ -53,9 +53,9 @@ def kl_per_position(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Ten
 
 @torch.no_grad()
 def token_kl(ft_model, base_model, tokenizer, items: list[dict], prompter: Prompter,
-             cfg: KLConfig) -> list[tuple[float, int]]:
+             cfg: KLConfig, progress=None) -> list[tuple[float, int]]:
     """Per item: (mean KL over its counted positions, number of positions). `base_model=None` means
-    the fine-tuned model itself with its LoRA adapter disabled."""
+    the fine-tuned model itself with its LoRA adapter disabled. `progress(items done, items)` after each batch."""
     ft_model.eval()  # dropout (e.g. LoRA's) would make the distributions random
     if base_model is not None:
         base_model.eval()
@@ -72,6 +72,8 @@ def token_kl(ft_model, base_model, tokenizer, items: list[dict], prompter: Promp
         for row, mask in zip(kl, counted):
             n = int(mask.sum())
             out.append((float(row[mask].mean()) if n else 0.0, n))
+        if progress:
+            progress(len(out), len(items))
     return out
 
 

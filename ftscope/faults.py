@@ -3,7 +3,8 @@ out-of-memory killer would) when it reaches that point, so a test can show that 
 is lost and nothing half-written is left; with FTSCOPE_KILL_AT=<point>:worker, it kills its parent (a
 Prefect worker) and everything the worker started, as a lost node would. Points: `mastery` (scores
 computed, not yet stored), `train` (the end of a training epoch), `store:<table>` (a temporary written,
-not yet renamed). Linux only, for tests."""
+not yet renamed). With FTSCOPE_FILL_DISK_AT=<point> and FTSCOPE_FILL_DISK=<file>, it fills that file's
+filesystem at the point instead: a real full disk, from then on. Linux only, for tests."""
 
 import os
 import signal
@@ -11,6 +12,8 @@ from pathlib import Path
 
 
 def kill_point(point: str) -> None:
+    if os.environ.get("FTSCOPE_FILL_DISK_AT") == point:
+        fill_disk(Path(os.environ["FTSCOPE_FILL_DISK"]))
     target = os.environ.get("FTSCOPE_KILL_AT")
     if target == point:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -23,6 +26,18 @@ def kill_point(point: str) -> None:
                 except ProcessLookupError:
                     pass
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fill_disk(ballast: Path) -> None:
+    """Write `ballast` until its filesystem is full: every later write there fails with ENOSPC, as on a
+    full disk (the test frees the space by deleting the file)."""
+    with open(ballast, "ab", buffering=0) as f:
+        for chunk in (1 << 16, 1 << 12, 1):  # smaller and smaller, until not a byte is left
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError:
+                pass
 
 
 def descendants(pid: int) -> list[int]:

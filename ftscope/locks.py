@@ -38,6 +38,16 @@ def exclusive(path: Path, wait: bool = True, owner: dict | None = None):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def annotate(path: Path, **fields) -> None:
+    """Add fields to the record of a claim this process holds (best effort): what a cell's failure was, kept
+    beside the claim even when the store could not take its row (a full disk, say)."""
+    try:
+        record = {**last_owner(path), **fields}
+        path.write_text(json.dumps(record))
+    except OSError:
+        pass
+
+
 def last_owner(path: Path) -> dict:
     """Who held the lock at `path` last (held now or not); {} if nobody ever did."""
     try:

@@ -2,13 +2,13 @@
 contains the gold answer, and the five levels it falls into."""
 
 import logging
-import time
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ftscope import generation
 from ftscope.faults import kill_point
 from ftscope.metrics import contains
+from ftscope.progress import Progress
 from ftscope.prompts import Prompter, encode
 
 LEVEL_EDGES = (0.25, 0.5, 0.75)
@@ -32,32 +32,23 @@ def mastery_level(r: float) -> int:
     return 1 + sum(r > e + 1e-12 for e in LEVEL_EDGES)
 
 
-def _every(seconds: float, n_sample: int):
-    """A progress callback that logs one line at most every `seconds`."""
-    last = [time.monotonic()]
-
-    def report(done: int, total: int) -> None:
-        if time.monotonic() - last[0] >= seconds or done == total:
-            last[0] = time.monotonic()
-            log.info("mastery: %d of %d prompts scored (%d samples)", done, total, done * n_sample)
-    return report
-
-
 def phrasings(prompter: Prompter, item: dict, n_map: int) -> list[str]:
     return [q.format(s=item["subject"]) for q in prompter.spec.phrasings(item["relation"])[:n_map]]
 
 
-def score_mastery(model, tokenizer, items: list[dict], prompter: Prompter, cfg: MasteryConfig,
-                  token_budget: int = 65536) -> list[dict]:
+def score_mastery(model, tokenizer, items: list[dict], prompter: Prompter, cfg,
+                  token_budget: int = 65536, progress: Progress | None = None) -> list[dict]:
     """One row per item: R, its level, and the counts behind it. Each (item, phrasing) samples with its
     own seed, so an item's R does not depend on the other items scored with it, or their order."""
     asked = [phrasings(prompter, it, cfg.n_map) for it in items]
     texts = [prompter.text({**it, "question": q}) for it, qs in zip(items, asked) for q in qs]
     seeds = [generation.prompt_seed(cfg.seed, it["item_id"], i) for it, qs in zip(items, asked) for i in range(len(qs))]
+    if progress:
+        progress.phase("mastery", total=len(texts), unit="prompts")
     samples = generation.generate(model, tokenizer, [encode(tokenizer, t, prompter.prompt.style) for t in texts],
                                   max_new_tokens=cfg.max_new_tokens, num_samples=cfg.n_sample,
                                   temperature=cfg.temperature, seeds=seeds, stop=prompter.spec.generation.stop,
-                                  token_budget=token_budget, progress=_every(30, cfg.n_sample))
+                                  token_budget=token_budget, progress=progress and progress.counter())
     kill_point("mastery")
     rows, start = [], 0
     for it, qs in zip(items, asked):

@@ -57,3 +57,11 @@ def pending(cfg, planned: list[PlannedCell], store: Store) -> list[PlannedCell]:
     todo |= {p.parent_id for p in planned if p.cid in todo and p.parent_id
              and not checkpoints.available(cfg, p.parent_id)}
     return [p for p in planned if p.cid in todo]
+
+
+def remaining(cfg, study, data, store: Store, base_paths: dict[str, str | None]) -> list[PlannedCell] | None:
+    """What a run of the config would still have to run, found without running anything (`base_paths`: each
+    model's local checkpoint, None when it is not built yet). None when that cannot be told yet."""
+    if any(p is None for p in base_paths.values()):
+        return None
+    return pending(cfg, _planned(cfg, study, data, base_paths), store)

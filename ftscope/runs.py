@@ -14,6 +14,8 @@ from ftscope.store import Store
 
 
 class RunRecord:
+    active: set = set()  # runs of this process not yet finished: a stopped process marks them cancelled
+
     def __init__(self, cfg, store: Store, prefect_url: str | None = None, run_id: str | None = None):
         self.cfg, self.store = cfg, store
         self.row = {"run_id": run_id or uuid.uuid4().hex, "study": cfg.study, "kind": cfg.kind,
@@ -21,14 +23,34 @@ class RunRecord:
                     "started_at": datetime.now(timezone.utc), "finished_at": None, "prefect_url": prefect_url,
                     "host": socket.gethostname(), "pid": os.getpid(), "versions": versions(), "message": None}
         self._write("running")
+        RunRecord.active.add(self)
 
     def finish(self, status: str, message: str | None = None) -> None:
+        RunRecord.active.discard(self)
         self.row.update(finished_at=datetime.now(timezone.utc), message=message)
         self._write(status)
+
+    @classmethod
+    def cancel_all(cls, message: str) -> None:
+        """Mark every unfinished run of this process cancelled (best effort: a full disk may refuse)."""
+        for run in list(cls.active):
+            try:
+                run.finish("cancelled", message)
+            except OSError:
+                pass
 
     def _write(self, status: str) -> None:
         self.row["status"] = status
         self.store.write("runs", f"{self.row['run_id']}-{status}", [self.row])
+
+
+def mark_dead(store: Store, study: str | None = None) -> list[dict]:
+    """Record as crashed the runs whose process is gone though they still say running."""
+    dead = dead_runs(store, study)
+    for r in dead:
+        store.write("runs", f"{r['run_id']}-crashed", [{**r, "status": "crashed", "message": "its process died",
+                                                        "finished_at": datetime.now(timezone.utc)}])
+    return dead
 
 
 def headline(store: Store, cid: str) -> dict[str, float]:

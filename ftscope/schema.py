@@ -5,6 +5,7 @@ kind it names (`kind: k` -> ftscope/studies/k.py) and those of every registered 
 Each section lives beside the module that reads it."""
 
 import sys
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
@@ -63,8 +64,9 @@ class ClusterConfig(_Strict):
 
 class CoreConfig(_Strict):
     kind: str = Field(description="the study kind: k (knowledge) or g (generalization), or a plug-in's")
-    study: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="name; results and artifacts "
-                                                                                "go under it")
+    study: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=100,
+                       description="name; results and artifacts go under it (at most 100 characters: it is part "
+                                   "of file names)")
     results_dir: str = Field(description="local path or fsspec URL (s3://...) of the Parquet store")
     artifacts_dir: str = Field("artifacts", description="checkpoints of cells (deleted unless keep_checkpoints)")
     cache_dir: str = Field(".cache/ftscope", description="prepared data and pretrained sandbox models")
@@ -86,6 +88,14 @@ class CoreConfig(_Strict):
     def _safe_name(cls, v):
         if v in (".", "..") or v.startswith("."):
             raise ValueError("must not start with a dot: it names folders under results_dir and artifacts_dir")
+        return v
+
+    @field_validator("datasets_dirs")
+    @classmethod
+    def _directories(cls, v):
+        missing = [d for d in v if not Path(d).is_dir()]
+        if missing:
+            raise ValueError(f"not a directory: {', '.join(missing)} (relative paths are relative to the config file)")
         return v
 
     def model(self, name: str) -> ModelConfig:

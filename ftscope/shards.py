@@ -22,6 +22,49 @@ def checkpoint_dir(path: str) -> Path:
     return Path(snapshot_download(path, allow_patterns=["*.json", "*.safetensors"]))
 
 
+def _safetensors_problem(f: Path) -> str | None:
+    """A truncated or unreadable safetensors file, from its header alone (8 bytes of length, the JSON header,
+    then the data the header says it holds)."""
+    try:
+        with open(f, "rb") as h:
+            n = int.from_bytes(h.read(8), "little")
+            if n <= 0 or n > 100 << 20:
+                return f"{f.name}: not a safetensors file"
+            header = json.loads(h.read(n))
+    except (OSError, ValueError) as e:
+        return f"{f.name}: unreadable ({type(e).__name__})"
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    size = f.stat().st_size
+    return None if size >= 8 + n + end else f"{f.name}: truncated ({size:,} of {8 + n + end:,} bytes)"
+
+
+def checkpoint_problem(ckpt: Path, use_safetensors: bool = True) -> str | None:
+    """What is wrong with a checkpoint directory (no config, missing or truncated weights), or None. Reads
+    file headers only, so it is cheap for a 70B checkpoint."""
+    if not (ckpt / "config.json").is_file():
+        return "no config.json"
+    try:
+        json.loads((ckpt / "config.json").read_text())
+    except (ValueError, UnicodeDecodeError):
+        return "config.json is not valid JSON"
+    if (ckpt / INDEX).exists():
+        try:
+            shards = sorted(set(json.loads((ckpt / INDEX).read_text())["weight_map"].values()))
+        except (ValueError, KeyError, UnicodeDecodeError):
+            return f"{INDEX} is not a valid index"
+        missing = [f for f in shards if not (ckpt / f).is_file()]
+        if missing:
+            return f"weight shards missing: {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"
+        files = [ckpt / f for f in shards]
+    else:
+        files = sorted(ckpt.glob("*.safetensors"))
+        if not files:
+            if not use_safetensors and list(ckpt.glob("pytorch_model*.bin")):
+                return None
+            return "no weights (model.safetensors)"
+    return next((p for p in map(_safetensors_problem, files) if p), None)
+
+
 def shard_files(ckpt: Path) -> list[Path]:
     if (ckpt / INDEX).exists():
         weight_map = json.loads((ckpt / INDEX).read_text())["weight_map"]

@@ -7,11 +7,13 @@ Readers see only rows of cells whose latest attempt is done: rows a killed cell 
 `cells` row are never shown.
 """
 
+import hashlib
 import json
 import os
 import socket
 import time
 import uuid
+from datetime import datetime, timezone
 
 import duckdb
 import pyarrow as pa
@@ -24,6 +26,18 @@ from ftscope.locks import pid_alive
 
 SCHEMA_VERSION = 2
 STAGING = ".staging"
+QUARANTINE = ".quarantine"
+
+
+class DamagedStore(Exception):
+    """Files of the store that cannot be read, by path, with what is wrong."""
+
+    def __init__(self, store, files: dict[str, str]):
+        self.files = files
+        listing = "; ".join(f"{p} ({why})" for p, why in sorted(files.items())[:5])
+        more = f" and {len(files) - 5} more" if len(files) > 5 else ""
+        super().__init__(f"damaged files in the store: {listing}{more}. Run `ftscope repair {store.uri}`: it moves them "
+                         f"to {QUARANTINE}/ and marks the work they held missing, so the next run redoes exactly that")
 
 _s, _i, _f = pa.string(), pa.int64(), pa.float64()
 _ts = pa.timestamp("us", tz="UTC")
@@ -123,16 +137,30 @@ class Store:
         info = self.fs.get_file_info(pafs.FileSelector(self._dir(table), allow_not_found=True))
         return sorted(i.path for i in info if i.path.endswith(".parquet") and not i.base_name.startswith("."))
 
+    def state(self) -> str:
+        """A fingerprint of the results the store holds (every file's name, size and time, from a listing; the
+        `runs` records aside): it changes whenever a writer adds or replaces one, so a saved report knows when
+        it is stale."""
+        blob = []
+        for table in (t for t in SCHEMAS if t != "runs"):
+            info = self.fs.get_file_info(pafs.FileSelector(self._dir(table), allow_not_found=True))
+            blob += sorted(f"{i.path}:{i.size}:{i.mtime_ns}" for i in info if i.path.endswith(".parquet"))
+        return hashlib.sha256("\n".join(blob).encode()).hexdigest()[:16]
+
     def keys(self, table: str) -> list[str]:
         return [f.rsplit("/", 1)[1][: -len(".parquet")] for f in self.files(table)]
 
     def read(self, table: str, done_only: bool = False) -> pa.Table:
         """The whole table (empty, with its schema, if nothing was written yet). `done_only`: for tables
-        keyed by cell, only rows of cells whose latest attempt is done."""
+        keyed by cell, only rows of cells whose latest attempt is done. A damaged file raises DamagedStore,
+        which names it (`ftscope repair` moves it aside)."""
         files = self.files(table)
         if not files:
             return SCHEMAS[table].empty_table()
-        t = ds.dataset(files, schema=SCHEMAS[table], filesystem=self.fs, format="parquet").to_table()
+        try:
+            t = ds.dataset(files, schema=SCHEMAS[table], filesystem=self.fs, format="parquet").to_table()
+        except (pa.ArrowInvalid, OSError):
+            raise DamagedStore(self, self.damaged([table]) or {files[0]: "unreadable"}) from None
         if done_only and table in CELL_TABLES:
             t = t.filter(pa.compute.is_in(t["cell_id"], pa.array(sorted(self.done_cells()), pa.string())))
         return t
@@ -141,8 +169,55 @@ class Store:
         return {cid for cid, r in self.latest_cells().items() if r["status"] == "done"}
 
     def read_key(self, table: str, key: str) -> pa.Table:
-        with self.fs.open_input_file(f"{self._dir(table)}/{key}.parquet") as f:
-            return pq.read_table(f, schema=SCHEMAS[table])
+        path = f"{self._dir(table)}/{key}.parquet"
+        try:
+            with self.fs.open_input_file(path) as f:
+                return pq.read_table(f, schema=SCHEMAS[table])
+        except pa.ArrowInvalid as e:
+            raise DamagedStore(self, {path: str(e)[:200]}) from None
+
+    # -- damage: found, named, moved aside, redone ---------------------------------------------------
+
+    def damaged(self, tables=None) -> dict[str, str]:
+        """{file: what is wrong} for every Parquet file of the tables (all by default) that cannot be read:
+        a truncated file (no footer), another schema, a file that is not Parquet."""
+        out = {}
+        for table in tables or SCHEMAS:
+            for path in self.files(table):
+                try:
+                    with self.fs.open_input_file(path) as f:
+                        schema = pq.read_schema(f)
+                    missing = {n for n in SCHEMAS[table].names if n != "schema_version"} - set(schema.names)
+                    if missing:
+                        out[path] = f"not a {table} file (no column {sorted(missing)[0]!r})"
+                except (pa.ArrowInvalid, OSError) as e:
+                    out[path] = str(e).splitlines()[0][:200]
+        return out
+
+    def repair(self) -> list[str]:
+        """Move every damaged file into `.quarantine/<table>/` and make the work it held missing again: a
+        cell whose result file was damaged gets a `damaged` attempt, so the next run redoes exactly that
+        cell; a damaged mastery file is scored again; a damaged cells file leaves its attempt out.
+        Returns one line per file moved."""
+        lines = []
+        for path, problem in sorted(self.damaged().items()):
+            table, name = path.rsplit("/", 2)[-2:]
+            folder = f"{self.root}/{QUARANTINE}/{table}"
+            self.fs.create_dir(folder, recursive=True)
+            dest = f"{folder}/{name}.{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
+            self.fs.move(path, dest)
+            line = f"{path}: {problem}; moved to {dest}"
+            if table in CELL_TABLES:
+                cid = name[:-len(".parquet")]
+                attempts = self.attempts(cid)
+                if attempts:
+                    self.write("cells", f"{cid}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}", [{
+                        **attempts[-1], "status": "damaged", "finished_at": datetime.now(timezone.utc),
+                        "error": f"its {table} file was damaged ({problem[:120]}) and moved to {dest}; the next run "
+                                 f"redoes the cell"}])
+                    line += f"; cell {cid} is marked damaged: the next run redoes it"
+            lines.append(line)
+        return lines
 
     def attempts(self, cid: str) -> list[dict]:
         """Every `cells` row of one cell, oldest first (reads only that cell's files)."""

@@ -8,13 +8,12 @@ checked by `validate`). A cell's id covers the records it reads (StudyData.finge
 that read an edited split get new ids and run again, and no other cell does."""
 
 import json
-import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftscope import datasets
+from ftscope.damage import move_aside, sweep_temporaries, temporary_name
 from ftscope.datasets import Dataset, DatasetSpec, Where
 from ftscope.fingerprint import files_fingerprint, fingerprint
 from ftscope.locks import exclusive
@@ -66,6 +65,17 @@ class StudyData:
         return fingerprint({f"{n}:{s}": self._splits[(n, s)] for n, s in sorted(set(reads))})
 
 
+def _read(path: Path) -> dict | None:
+    """The cached data, or None when there is none; a damaged cache file is moved aside."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        move_aside(path, f"the cached data is damaged ({type(e).__name__})")
+        return None
+
+
 def cached_data(study_key: dict, sources: dict[str, Source], build: Callable[[str, Source], Dataset],
                 cache_dir: str) -> StudyData:
     """The study's datasets, read from the cache or built (`build(name, source)`) and cached. Concurrent
@@ -75,11 +85,12 @@ def cached_data(study_key: dict, sources: dict[str, Source], build: Callable[[st
     path = Path(cache_dir) / "data" / f"{fp}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(path.with_suffix(".lock")):
-        if not path.exists():
+        sweep_temporaries(path)
+        blob = _read(path)
+        if blob is None:
             built = {name: build(name, src) for name, src in sources.items()}
             blob = {name: {"items": ds.items, "documents": ds.documents} for name, ds in built.items()}
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+            tmp = temporary_name(path)
             tmp.write_text(json.dumps(blob))
             tmp.replace(path)
-        blob = json.loads(path.read_text())
     return StudyData(fp, {name: Dataset(sources[name].spec, b["items"], b["documents"]) for name, b in blob.items()})

@@ -1,16 +1,21 @@
-"""`ftscope validate`: every problem with a study config, found before anything expensive runs."""
+"""`ftscope validate`: every problem with a study config, found before anything expensive runs. Each problem
+is one line naming the file or the field to fix; validate itself never raises (an unexpected failure comes
+out as a problem too, with what it was checking)."""
 
 import json
 import os
 import sys
+import traceback
 from collections import Counter
 from pathlib import Path
 
 import torch
 
 from ftscope.config import ConfigError, load_config
+from ftscope.costs import local_model
 from ftscope.methods import RECIPES
-from ftscope.sources import model_problem
+from ftscope.shards import checkpoint_dir, checkpoint_problem
+from ftscope.sources import looks_local, model_problem, offline
 from ftscope.store import Store
 from ftscope.studies import STUDIES
 from ftscope.train.deepspeed import deepspeed_config
@@ -24,14 +29,26 @@ def validate(path: str, results_dir: str | None = None, calibrate: bool = False)
         cfg = load_config(path, {"results_dir": results_dir} if results_dir else None)
     except ConfigError as e:
         return None, e.problems, []
-    return (cfg, *check_config(cfg, calibrate))
+    except Exception as e:  # noqa: BLE001 -- validate reports, it never shows a traceback
+        return None, [_unexpected(f"reading {path}", e)], []
+    try:
+        return (cfg, *check_config(cfg, calibrate))
+    except Exception as e:  # noqa: BLE001 -- as above
+        return cfg, [_unexpected(f"checking {path}", e)], []
+
+
+def _unexpected(what: str, e: Exception) -> str:
+    where = traceback.extract_tb(e.__traceback__)[-1]
+    return (f"an unexpected {type(e).__name__} while {what}: {str(e)[:300]} (at {Path(where.filename).name}:"
+            f"{where.lineno}; this is a bug in ftscope's checks: please report it with this line)")
 
 
 def check_config(cfg, calibrate: bool = False) -> tuple[list[str], list[str]]:
     """(problems, notes) of a parsed config: everything `validate` checks beyond the schema."""
     study = STUDIES.get(cfg.kind)
     problems, notes = list(study.validate(cfg)), []
-    if problems and any(p.startswith("data.dataset") for p in problems):
+    problems += [p for key in ("results_dir", "artifacts_dir", "cache_dir") if (p := _dir_problem(key, getattr(cfg, key)))]
+    if any(p.startswith("data") for p in problems):  # the grid reads the same data: say it once
         return problems, notes
     try:
         cells = study.grid(cfg)
@@ -44,32 +61,56 @@ def check_config(cfg, calibrate: bool = False) -> tuple[list[str], list[str]]:
     notes.append(f"grid: {len(cells)} cells ({', '.join(f'{n} {m}' for m, n in per_method.items())}) over "
                  f"{len(cfg.models)} model(s)")
     full = sorted({RECIPES.get(c.method).name for c in cells if RECIPES.get(c.method).full_weights})
-    gpus_here = _gpus_here()
     for m in cfg.models:
-        if m.path and (problem := model_problem(m.path)):
-            problems.append(f"models.{m.name}.path: {problem}")
-        if m.gpus and cfg.dispatch == "local" and m.gpus > gpus_here:
-            problems.append(f"models.{m.name}.gpus: {m.gpus} GPUs per cell but this machine has {gpus_here}; "
-                            f"set gpus: 0 to run on the CPU, or dispatch: deployments to run cells on GPU workers")
-        if m.processes > 1 and m.launcher == "deepspeed" and launcher_executable("deepspeed") is None:
-            problems.append(f"models.{m.name}.launcher: the `deepspeed` launcher is not installed beside this Python "
-                            f"({sys.executable}) nor on PATH; pip install 'ftscope[deepspeed]', or use torchrun")
+        problems += _model_problems(cfg, m, full)
         if m.trust_remote_code:
             notes.append(f"models.{m.name}: trust_remote_code is on: this model's own Python code will run")
-        elif m.path and full and (quant := quantization_of(m.path)):
-            problems.append(f"models.{m.name}.path: the checkpoint is quantized ({quant}) and cannot be fully "
-                            f"fine-tuned by {', '.join(full)}; use the unquantized weights, or only base/lora")
-        if m.processes > 1 and not deepspeed_config(m.deepspeed).is_file():
-            problems.append(f"models.{m.name}.deepspeed: {m.deepspeed} is neither a shipped DeepSpeed config "
-                            f"(zero3, zero3_offload) nor a file")
-    problems += _store_problems(cfg.results_dir)
     if not problems:
-        notes += study.costs(cfg, calibrate)
+        notes += study.notes(cfg) + _cached_model_notes(cfg, study) + study.costs(cfg, calibrate)
     return problems, notes
 
 
-def _gpus_here() -> int:
-    return torch.cuda.device_count()
+def _model_problems(cfg, m, full: list[str]) -> list[str]:
+    problems = []
+    if m.path and (problem := model_problem(m.path) or _weights_problem(m.path, m.use_safetensors)):
+        problems.append(f"models.{m.name}.path: {problem}")
+    if m.gpus and cfg.dispatch == "local" and m.gpus > torch.cuda.device_count():
+        problems.append(f"models.{m.name}.gpus: {m.gpus} GPUs per cell but this machine has "
+                        f"{torch.cuda.device_count()}; set gpus: 0 to run on the CPU, or dispatch: deployments to run "
+                        f"cells on GPU workers")
+    if m.processes > 1 and m.launcher == "deepspeed" and launcher_executable("deepspeed") is None:
+        problems.append(f"models.{m.name}.launcher: the `deepspeed` launcher is not installed beside this Python "
+                        f"({sys.executable}) nor on PATH; pip install 'ftscope[deepspeed]', or use torchrun")
+    if not m.trust_remote_code and m.path and full and (quant := quantization_of(m.path)):
+        problems.append(f"models.{m.name}.path: the checkpoint is quantized ({quant}) and cannot be fully "
+                        f"fine-tuned by {', '.join(full)}; use the unquantized weights, or only base/lora")
+    if m.processes > 1 and not deepspeed_config(m.deepspeed).is_file():
+        problems.append(f"models.{m.name}.deepspeed: {m.deepspeed} is neither a shipped DeepSpeed config "
+                        f"(zero3, zero3_offload) nor a file")
+    return problems
+
+
+def _weights_problem(path: str, use_safetensors: bool) -> str | None:
+    """A local checkpoint, or a hub id's copy in the local hub cache when offline, that lacks its weights."""
+    if Path(path).is_dir():
+        problem = checkpoint_problem(Path(path), use_safetensors)
+        return f"{path}: the checkpoint is damaged: {problem}" if problem else None
+    if looks_local(path) or not offline():
+        return None  # online, from_pretrained fetches whatever the cache lacks
+    problem = checkpoint_problem(checkpoint_dir(path), use_safetensors)
+    return (f"{path}: its copy in the local hub cache is damaged ({problem}) and HF_HUB_OFFLINE is set; download it "
+            f"again (huggingface-cli download {path})") if problem else None
+
+
+def _cached_model_notes(cfg, study) -> list[str]:
+    """A pretrained sandbox model in the cache that is damaged: `run` moves it aside and pretrains again."""
+    data, notes = study.load_data(cfg), []
+    for m in cfg.models:
+        if m.sandbox is not None and (d := local_model(m, data, cfg.cache_dir, complete=False)) is not None \
+                and (problem := checkpoint_problem(Path(d))):
+            notes.append(f"warning: models.{m.name}: the cached sandbox model {d} is damaged ({problem}); `ftscope run` "
+                         f"moves it to {Path(d).parent / '.quarantine'} and pretrains it again")
+    return notes
 
 
 def quantization_of(path: str) -> str | None:
@@ -84,18 +125,25 @@ def quantization_of(path: str) -> str | None:
     return f"{q.get('quant_method', 'quantized')} {bits}".strip()
 
 
-def _store_problems(results_dir: str) -> list[str]:
-    """The results directory must be a writable directory (or a reachable object-store URL)."""
-    if "://" in results_dir:
+def _dir_problem(key: str, path: str) -> str | None:
+    """results_dir, artifacts_dir and cache_dir must be writable directories (results_dir: or a reachable
+    object-store URL)."""
+    if "://" in path:
+        if key != "results_dir":
+            return f"{key}: must be a local (or mounted) directory, not a URL ({path})"
         try:
-            Store(results_dir).files("cells")
+            Store(path).files("cells")
         except Exception as e:  # noqa: BLE001 -- any filesystem error means it cannot be used
-            return [f"results_dir: cannot open {results_dir}: {e}"]
-        return []
-    p = Path(results_dir)
+            return f"{key}: cannot open {path}: {type(e).__name__}: {str(e)[:200]}"
+        return None
+    p = Path(path)
     existing = next((q for q in [p, *p.parents] if q.exists()), None)
-    if existing is not None and not existing.is_dir():
-        return [f"results_dir: {existing} is a file, not a directory; choose another results_dir"]
-    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        return [f"results_dir: {existing} is not writable by this user; choose another results_dir"]
-    return []
+    if existing is None:
+        return None
+    if not existing.is_dir():
+        return f"{key}: {existing} is a file, not a directory; choose another {key}"
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+        return f"{key}: {existing} is on a read-only filesystem; choose a writable {key}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{key}: {existing} is not writable by this user; choose another {key}"
+    return None

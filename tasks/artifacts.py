@@ -11,6 +11,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from ftscope.progress import describe
 from ftscope.runs import headline
 from ftscope.store import Store
 
@@ -42,6 +43,21 @@ class CellProgress:
         create_table_artifact(self.rows, key=_key(self.cfg, "cells"),
                               description=f"{self.cfg.study}: finished cells and their mean score per domain "
                                           "(prompt map 0, 0 shots)")
+
+
+def progress_sink(key: str):
+    """A Progress sink that keeps one progress artifact of the current task or flow run up to date: the
+    phase's percentage, and the phase with its counts and loss as the description."""
+    artifact = {}
+
+    def send(state: dict) -> None:
+        pct, text = state["percent"] if state["percent"] is not None else 0.0, describe(state)
+        if "id" not in artifact:
+            artifact["id"] = create_progress_artifact(pct, key=re.sub(r"[^a-z0-9-]+", "-", key.lower()).strip("-"),
+                                                      description=text)
+        else:
+            update_progress_artifact(artifact["id"], pct, description=text)
+    return send
 
 
 def summary_artifact(cfg, text: str, report_path: str | None, failed: list[str]) -> None:

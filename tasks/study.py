@@ -3,7 +3,6 @@ cache (cells already done are skipped by the flow), so Prefect's own input-hash 
 hashing a dataset on every call would cost more than it saves."""
 
 from contextlib import contextmanager
-from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -13,10 +12,12 @@ from ftscope import checkpoints
 from ftscope.cell import ModelContext, run_cell
 from ftscope.models import base_model_path
 from ftscope.plan import PlannedCell, plan_cells
-from ftscope.report.render import build_report, read_results, report_text
+from ftscope.progress import adding
+from ftscope.report.render import report_dir, write_report
 from ftscope.shards import checkpoint_dir
 from ftscope.store import Store
 from ftscope.studies import STUDIES
+from tasks.artifacts import progress_sink
 from tasks.policy import GPU_LIMIT, worth_retrying
 
 
@@ -36,7 +37,7 @@ def base_model_task(cfg, name: str, data) -> tuple[str, str]:
 @task(name="prepare-model", cache_policy=NO_CACHE, task_run_name="prepare {name}")
 def prepare_model_task(cfg, name: str, base_path: str, data):
     """The study's preparation of one base model (Study K: mastery scoring)."""
-    with gpu_slots(cfg.model(name).gpus):
+    with gpu_slots(cfg.model(name).gpus), adding(progress_sink(f"{cfg.study}-prepare-{name}")):
         return STUDIES.get(cfg.kind).prepare(cfg, cfg.model(name), base_path, data, Store(cfg.results_dir))
 
 
@@ -49,7 +50,7 @@ def plan_task(cfg, data, bases: dict[str, str]) -> list[PlannedCell]:
       retry_condition_fn=worth_retrying)
 def cell_task(cfg, planned: PlannedCell, ctx: ModelContext, label: str, owner: dict | None = None) -> dict:
     """One cell; a cell that needs GPUs first takes that many slots of the global GPU limit."""
-    with gpu_slots(cfg.model(planned.cell.model).gpus):
+    with gpu_slots(cfg.model(planned.cell.model).gpus), adding(progress_sink(f"cell-{planned.cid}")):
         return run_cell(cfg, STUDIES.get(cfg.kind), planned.cell, planned.cid, ctx, Store(cfg.results_dir),
                         planned.parent_id, keep=planned.has_children, owner=owner)
 
@@ -61,12 +62,10 @@ def release_task(cfg, planned: list[PlannedCell]) -> list[str]:
 
 @task(name="report", cache_policy=NO_CACHE)
 def report_task(cfg) -> tuple[str, str]:
-    """(the text tables and verdicts, the HTML report's path): under the results directory, or under the artifacts
-    directory when results live in an object store."""
-    store = Store(cfg.results_dir)
-    out = Path(cfg.results_dir) / "report" if store.local else Path(cfg.artifacts_dir) / cfg.study / "report"
-    results = read_results(store, cfg.study)
-    return report_text(store, cfg.study, results), str(build_report(store, out, cfg.study, results))
+    """(the text tables and verdicts, the HTML report's path), under the results directory (or the artifacts
+    directory when results live in an object store)."""
+    text, page = write_report(Store(cfg.results_dir), report_dir(cfg), cfg.study)
+    return text, str(page)
 
 
 @contextmanager

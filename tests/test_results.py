@@ -86,3 +86,9 @@ def test_comparisons_pair_the_items_both_arms_scored(store):
     assert c.n == 8 and (c.diff, c.lo, c.hi) == expected and c.seeds == 1
     empty = compare(r, "nothing", ("sft", r.select(method="lora")), ("base", r.select(method="base")))
     assert empty.n == 0 and empty.verdict == "missing"
+
+
+def test_a_study_name_is_bound_not_pasted_into_sql(store):
+    s, *_ = store
+    assert Results(s, "toy' OR '1'='1").cells == {}  # pasted, this would have matched every study
+    assert set(Results(s, None).cells) == {"sft0", "sft1", "base0", "other"}

@@ -42,3 +42,24 @@ def test_a_retried_run_resumes_from_its_last_epoch_checkpoint(tiny_llama, tmp_pa
                     resume=True, callbacks=[CountSteps()])
     assert resumed.state.global_step == 9 and CountSteps.steps == 3  # only the third epoch ran
     assert any(not torch.equal(a, b) for a, b in zip(model.parameters(), load_model(tiny_llama).parameters()))
+
+
+def test_every_scheduler_the_config_accepts_is_one_the_trainer_takes(tmp_path):
+    """`validate` accepts exactly the schedulers that train: the others fail only once training starts."""
+    import torch
+    from transformers import get_scheduler
+    from transformers.trainer_utils import SchedulerType
+
+    from ftscope.train.config import SCHEDULERS
+
+    def trains(name: str) -> bool:
+        try:
+            training_arguments(TrainConfig.model_construct(**{**TrainConfig().model_dump(), "lr_scheduler": name}),
+                               str(tmp_path), lr=1e-3, seed=0)
+            get_scheduler(name, torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))]), num_warmup_steps=0,
+                          num_training_steps=10)
+            return True
+        except (ValueError, TypeError):
+            return False
+
+    assert sorted(SCHEDULERS) == sorted(s.value for s in SchedulerType if trains(s.value))

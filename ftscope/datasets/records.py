@@ -73,7 +73,9 @@ def to_item(spec: DatasetSpec, record: dict, *, split: str, position: int, where
         raise DataError(f"{where}, record {position}: field {spec.target!r} must be text, got {gold!r}")
     else:
         item[spec.target] = str(gold)
-    if spec.type == "classification" and item[spec.target] not in spec.labels:
+    if spec.type == "classification" and item[spec.target] in spec.unlabeled:
+        item["unlabeled"] = True  # no gold label: kept, never predicted correctly (no label word matches it)
+    elif spec.type == "classification" and item[spec.target] not in spec.labels:
         raise DataError(f"{where}, record {position}: label {item[spec.target]!r} is not one of the label words "
                         f"{spec.labels} of {spec.origin or spec.name}")
     for f in required_fields(spec) - {spec.target}:

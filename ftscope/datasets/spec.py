@@ -55,6 +55,9 @@ class DatasetSpec(_Strict):
     target_sep: str = Field("auto", description="between prompt and target; 'auto': a space unless the prompt "
                                                 "ends with whitespace")
     labels: list[str] | None = Field(None, description="classification: the label words, in score order")
+    unlabeled: list[str] = Field(default_factory=list, description="classification: stored labels that mean 'no gold "
+                                 "label' (MNLI's '-': annotators disagreed); such records are kept and can never be "
+                                 "predicted correctly, as in the paper's code (a study may drop them)")
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     source: SourceSpec
     hub: SourceSpec | None = Field(None, description="the same data from a hub dataset id (data.source: hub)")
@@ -67,6 +70,14 @@ class DatasetSpec(_Strict):
     subsets: dict[str, Subset] = Field(default_factory=dict)
     framings: list[str] = Field(default_factory=lambda: ["{q}"], description="cbqa: each stem is asked in each framing")
     origin: str = Field("", description="the YAML file it was read from (set by the loader)")
+
+    @field_validator("metric")
+    @classmethod
+    def _registered(cls, v):
+        if v not in METRICS:
+            raise ValueError(f"unknown metric {v!r}; known: {', '.join(METRICS.names())} (a plug-in's metric must be "
+                             f"named in the study config's `plugins:`)")
+        return v
 
     @field_validator("templates")
     @classmethod
@@ -83,9 +94,6 @@ class DatasetSpec(_Strict):
         if self.type == "classification" and (not self.labels or len(set(self.labels)) != len(self.labels)
                                                or len(self.labels) < 2):
             raise ValueError("a classification dataset needs `labels`: two or more distinct label words")
-        if self.metric not in METRICS:
-            raise ValueError(f"metric: unknown metric {self.metric!r}; known: {', '.join(METRICS.names())} (a "
-                             f"plug-in's metric must be named in the study config's `plugins:`)")
         if self.type not in METRICS.get(self.metric).types:
             raise ValueError(f"metric: {self.metric!r} scores {' or '.join(METRICS.get(self.metric).types)} datasets, "
                              f"not a {self.type} dataset")

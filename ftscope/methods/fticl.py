@@ -2,7 +2,7 @@
 first k demonstrations of the training set's pool; one variant per k (the training set's
 `fticl_shots`, or `fticl.shots` for every task)."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
 from ftscope.methods.recipe import Built, Recipe, register
 from ftscope.train.fit import fit
@@ -11,8 +11,8 @@ from ftscope.train.fit import fit
 class FticlConfig(BaseModel):
     """The `fticl:` section."""
     model_config = ConfigDict(extra="forbid")
-    shots: list[int] | None = Field(None, description="demonstrations per training input; default: the "
-                                                      "training dataset's fticl_shots")
+    shots: list[NonNegativeInt] | None = Field(None, min_length=1, description="demonstrations per training "
+                                               "input; default: the training dataset's fticl_shots")
 
 
 def variants(cfg, train_spec) -> list[dict]:

@@ -3,6 +3,7 @@
 import base64
 import html
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,10 @@ def write_page(out: Path, title: str, sections: list[Section], meta: list[Sectio
             parts.append(f"<pre>{html.escape(s.pre)}</pre>")
     parts.append("</body></html>")
     out.mkdir(parents=True, exist_ok=True)
-    page = out / "report.html"
-    page.write_text("\n".join(parts), encoding="utf-8")
+    page, tmp = out / "report.html", out / f".report.html.{os.getpid()}.tmp"
+    try:  # whole or not at all: a full disk leaves no half page behind
+        tmp.write_text("\n".join(parts), encoding="utf-8")
+        tmp.replace(page)
+    finally:
+        tmp.unlink(missing_ok=True)
     return page

@@ -100,6 +100,35 @@ def rewrite_readme(readme: Path, study: str, markdown: str) -> bool:
     return True
 
 
+def report_dir(cfg) -> Path:
+    """Where a study's report goes: under its results directory, or its artifacts directory when the results
+    live in an object store."""
+    return Path(cfg.results_dir) / "report" if "://" not in cfg.results_dir else \
+        Path(cfg.artifacts_dir) / cfg.study / "report"
+
+
+def write_report(store: Store, out: Path, study: str | None = None) -> tuple[str, Path]:
+    """(text, page): the text tables and verdicts, and the HTML report, written under `out` with the store's
+    state they were made from, so that a re-run with nothing new reuses them (saved_report)."""
+    state = store.state()
+    results = read_results(store, study)
+    text = report_text(store, study, results)
+    page = build_report(store, out, study, results)
+    (out / "report.txt").write_text(text + "\n", encoding="utf-8")
+    (out / "store-state").write_text(state)
+    return text, page
+
+
+def saved_report(store: Store, out: Path) -> str | None:
+    """The saved text of the report under `out` when the store has not changed since it was written."""
+    try:
+        if (out / "store-state").read_text() == store.state() and (out / "report.html").is_file():
+            return (out / "report.txt").read_text(encoding="utf-8").rstrip("\n")
+    except OSError:
+        pass
+    return None
+
+
 def build_report(store: Store, out: str | Path, study: str | None = None, results: dict | None = None) -> Path:
     """Write report.html (and figures/*.png, *.svg) under `out`; returns the page's path. `results`: what
     `read_results(store, study)` returned, when the caller has it already."""

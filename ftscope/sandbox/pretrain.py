@@ -2,17 +2,18 @@
 corpus on the CPU, saved as a normal HF checkpoint and cached by a fingerprint of its inputs."""
 
 import logging
-import os
 import shutil
-import uuid
 from pathlib import Path
 
 import torch
 
+from ftscope.damage import move_aside, sweep_temporaries, temporary_name
 from ftscope.fingerprint import fingerprint
 from ftscope.locks import exclusive
+from ftscope.progress import Progress, terminal_sink
 from ftscope.prompts import dataset_texts
 from ftscope.sandbox.spec import SandboxModel
+from ftscope.shards import checkpoint_problem
 from ftscope.studydata import StudyData
 from ftscope.train.trainer import quiet
 
@@ -51,7 +52,10 @@ def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str) -> 
     out = sandbox_model_dir(spec, data, cache_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(out.with_name(out.name + ".lock")):
-        if not (out / "config.json").exists():
+        sweep_temporaries(out)  # a killed pretraining's half-written model
+        if out.exists() and (problem := checkpoint_problem(out)):
+            move_aside(out, f"the cached sandbox model is damaged ({problem})")
+        if not out.exists():
             _pretrain(spec, data, out)
     return str(out)
 
@@ -75,14 +79,14 @@ def _pretrain(spec: SandboxModel, data: StudyData, out: Path) -> None:
     blocks = _pack(tok, data.documents, spec.block_size)
     log.info("pretraining sandbox model: %.2fM parameters, %d blocks of %d tokens, %d epochs",
              model.num_parameters() / 1e6, len(blocks), spec.block_size, spec.epochs)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # unique per writer
+    tmp = temporary_name(out)
     args = TrainingArguments(
         output_dir=str(tmp / "trainer"), num_train_epochs=spec.epochs, per_device_train_batch_size=spec.batch_size,
         learning_rate=spec.lr, lr_scheduler_type="cosine", warmup_steps=0.1, weight_decay=0.01,
         logging_steps=50, save_strategy="no", report_to=[], seed=spec.seed, use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0, disable_tqdm=True, log_level="warning")
     trainer = Trainer(model=model, args=args, train_dataset=[{"input_ids": b, "labels": b} for b in blocks])
-    quiet(trainer, "pretraining the sandbox model")
+    quiet(trainer, Progress("pretraining the sandbox model", sinks=tuple(filter(None, [terminal_sink()]))))
     trainer.train()
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)

@@ -11,9 +11,9 @@ otherwise; the base model's rows (method `icl`) are placed against the training 
 import json
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
 from ftscope import datasets
 from ftscope.costs import human
@@ -50,6 +50,8 @@ class DataConfig(_Strict):
     test_items: int | None = Field(None, gt=0, description="test the first N items of each set (default: each "
                                                            "dataset's own, 250 for the paper's)")
     options: dict = Field(default_factory=dict, description="options of generated (sandbox-g) datasets: seed, sizes")
+    unlabeled: Literal["keep", "drop"] = Field("keep", description="records without a gold label (MNLI's '-'): keep "
+                                               "them, scored wrong as the paper's code does, or drop them")
 
 
 class GridConfig(GridSection):
@@ -61,8 +63,10 @@ class GridConfig(GridSection):
 
 
 class EvalConfig(_Strict):
-    prompt_maps: list[int] = Field(default_factory=lambda: [0, 1], min_length=1, description="templates tested")
-    shots: dict[str, list[int]] | None = Field(None, description="task -> shots tested (default: each dataset's)")
+    prompt_maps: list[NonNegativeInt] = Field(default_factory=lambda: [0, 1], min_length=1,
+                                              description="templates tested")
+    shots: dict[str, Annotated[list[NonNegativeInt], Field(min_length=1)]] | None = Field(
+        None, description="task -> shots tested (default: each dataset's)")
     batch_size: int = Field(32, gt=0)
     max_new_tokens: int | None = Field(None, gt=0, description="override each dataset's (60 for generation)")
 
@@ -153,10 +157,12 @@ class Generalization(Study):
             n_test = d.test_items or src.spec.test_items
             tests = ds.split("test")[:n_test] if n_test else ds.split("test")
             keep = {id(it) for it in tests}
-            return Dataset(src.spec, [it for it in ds.items if it["split"] != "test" or id(it) in keep], ds.documents)
+            items = [it for it in ds.items if (it["split"] != "test" or id(it) in keep)
+                     and not (d.unlabeled == "drop" and it.get("unlabeled"))]
+            return Dataset(src.spec, items, ds.documents)
 
-        return cached_data({"test_items": d.test_items}, {name: source(spec) for name, spec in specs(cfg).items()}, build,
-                           cfg.cache_dir)
+        return cached_data({"test_items": d.test_items, "unlabeled": d.unlabeled},
+                           {name: source(spec) for name, spec in specs(cfg).items()}, build, cfg.cache_dir)
 
     def grid(self, cfg) -> list:
         by_name = specs(cfg)
@@ -191,8 +197,12 @@ class Generalization(Study):
         cfg, tok = run.cfg, run.tokenizer
         by_name = {name: ds.spec for name, ds in run.data.datasets.items()}
         train = by_name.get(run.axes.get("train"))
-        model = built.merge_adapter().model
+        built = built.merge_adapter()  # peft merges in place: from here on only the merged model exists
+        model = built.model
         metric_rows, score_rows = [], []
+        run.progress.phase("evaluate", total=sum(len(run.data.dataset(n).split("test")) * len(shots_of(cfg, run.data.dataset(
+            n).spec)) for n in cfg.data.test) * len(cfg.eval.prompt_maps), unit="prompts")
+        done = 0
         for name in cfg.data.test:
             ds = run.data.dataset(name)
             test = ds.split("test")
@@ -208,9 +218,12 @@ class Generalization(Study):
                                        [rel] * len(test), None, preds, pm, k)
                     metric_rows += m
                     score_rows += s
+                    done += len(test)
+                    run.progress.update(done)
         run.store.write("metrics", run.cid, metric_rows)
         run.store.write("scores", run.cid, score_rows)
         if built.base_view != "self":  # a model that changed: mean |theta_ft - theta_base| over all parameters
+            run.progress.phase("params")
             rows = change_stats(run.base_dir, run.checkpoint(built), region="all", measure="absolute", shares=())
             run.store.write("params", run.cid, [{"cell_id": run.cid, **r} for r in rows])
 
@@ -255,6 +268,23 @@ class Generalization(Study):
             if len(ds.demos) < max(shots, default=0):
                 problems.append(f"fticl: {t} has {len(ds.demos)} demonstrations; {max(shots)} asked")
         return problems
+
+    def notes(self, cfg) -> list[str]:
+        """Records without a gold label, per test set: kept (scored wrong, as the paper's code does) or dropped."""
+        data, out = self.load_data(cfg), []
+        for name, ds in data.datasets.items():
+            marks = ds.spec.unlabeled
+            if not marks:
+                continue
+            counts = {}
+            for it in ds.items:
+                if it.get("unlabeled"):
+                    counts[it["split"]] = counts.get(it["split"], 0) + 1
+            if counts:
+                out.append(f"warning: data: {name} has {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))} "
+                           f"records labelled {' or '.join(map(repr, marks))} (no gold label): kept and never "
+                           f"predicted correctly, as the paper's code does; `data.unlabeled: drop` leaves them out")
+        return out
 
     def prepare(self, cfg, model, base_path: str, data: StudyData, store) -> list[str]:
         """Before any cell: with this model's tokenizer, the label words of every classification test set

@@ -25,6 +25,7 @@ from ftscope.locks import exclusive
 from ftscope.mastery import MasteryConfig, phrasings, score_mastery
 from ftscope.models import load_model, load_tokenizer
 from ftscope.params import ParamsConfig, change_stats, zero_weight_warning
+from ftscope.progress import Progress, file_sink, progress_file, terminal_sink
 from ftscope.prompts import Prompter, prompt_problems
 from ftscope.sources import data_problem
 from ftscope.store import Store
@@ -108,7 +109,7 @@ def mastery_fingerprint(cfg, model, base_path: str, data: StudyData) -> str:
                         model.prompt.model_dump()])
 
 
-def _score_once(cfg, model, base_path: str, data: StudyData, store, fp: str, key: str) -> None:
+def _score_once(cfg, model, base_path: str, data: StudyData, store, fp: str, key: str, claim: Path) -> None:
     same = [k for k in store.keys("mastery") if k.endswith(f"-{fp}")]
     if not store.exists("mastery", key) and same:
         rows = store.read_key("mastery", same[0]).to_pylist()
@@ -118,8 +119,11 @@ def _score_once(cfg, model, base_path: str, data: StudyData, store, fp: str, key
         tok = load_tokenizer(base_path, model.trust_remote_code)
         with hold_gpus(model.gpus) as gpus:
             lm = load_model(base_path, model.dtype, model.trust_remote_code, gpus, model.use_safetensors)
+            progress = Progress(f"mastery of {model.name}", sinks=tuple(filter(None, [
+                file_sink(progress_file(claim)), terminal_sink()])))
             rows = score_mastery(lm, tok, ds.items, Prompter(ds.spec, model.prompt, tok), cfg.mastery,
-                                 cfg.generation.token_budget)
+                                 cfg.generation.token_budget, progress)
+            progress.finish()
             del lm
         extra = {"model": model.name, "model_fp": model_fingerprint(base_path), "data_fp": data.fingerprint,
                  "n_sample": cfg.mastery.n_sample, "temperature": cfg.mastery.temperature}
@@ -192,8 +196,9 @@ class Knowledge(Study):
         share the scores."""
         fp = mastery_fingerprint(cfg, model, base_path, data)
         key = f"{model.name}-{fp}"
-        with exclusive(Path(cfg.artifacts_dir) / "claims" / f"mastery-{key}.lock"):  # concurrent runs score once
-            _score_once(cfg, model, base_path, data, store, fp, key)
+        claim = Path(cfg.artifacts_dir) / "claims" / f"mastery-{key}.lock"
+        with exclusive(claim):  # concurrent runs score once
+            _score_once(cfg, model, base_path, data, store, fp, key, claim)
         table = store.read_key("mastery", key)
         return dict(zip(table["item_id"].to_pylist(), table["level"].to_pylist()))
 
@@ -231,11 +236,13 @@ class Knowledge(Study):
         slices = [f"level={run.prep[it['item_id']]}" for it in test]
 
         base = {"self": built.model, "adapter_off": None}.get(built.base_view) if built.base_view != "load" else run.load()
-        per_item = token_kl(built.model, base, tok, test, prompter, cfg.kl)
+        run.progress.phase("kl", total=len(test), unit="items")
+        per_item = token_kl(built.model, base, tok, test, prompter, cfg.kl, progress=run.progress.counter())
         del base
         run.store.write("kl", run.cid, kl_rows(run.cid, ds.name, per_item, domains, slices, cfg.kl))
 
         built = built.merge_adapter()  # KL is taken: the adapter view is no longer needed
+        run.progress.phase("evaluate", total=len(test), unit="prompts")
         predictions = predict(built.model, tok, prompter, test, max_new_tokens=cfg.eval.max_new_tokens,
                               token_budget=cfg.generation.token_budget)
         values = score(prompter, test, predictions)
@@ -244,6 +251,7 @@ class Knowledge(Study):
         run.store.write("metrics", run.cid, metrics)
         run.store.write("scores", run.cid, scores + kl_scores)
 
+        run.progress.phase("params")
         rows = change_stats(run.base_dir, run.checkpoint(built), cfg.params.region, cfg.params.measure)
         run.store.write("params", run.cid, [{"cell_id": run.cid, **r} for r in rows])
         if warning := zero_weight_warning(next(r for r in rows if r["scope"] == "region")):

@@ -104,6 +104,10 @@ class Study:
         """Problems found before anything runs."""
         return []
 
+    def notes(self, cfg) -> list[str]:
+        """What `validate` should say of a config that can run (warnings, counts)."""
+        return []
+
     def costs(self, cfg, calibrate: bool = False) -> list[str]:
         """Lines saying what the plan costs."""
         return []

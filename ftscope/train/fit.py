@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ftscope.methods.recipe import Built
+from ftscope.progress import relay
 from ftscope.train.deepspeed import deepspeed_config
 from ftscope.train.launcher import launch
 from ftscope.train.lora import LoraConfig, wrap_lora
@@ -45,7 +46,7 @@ def fit(run, examples: list[dict], *, lr: float, lora: LoraConfig | None = None)
             torch.manual_seed(run.cell.seed)
             if lora is not None:
                 model = wrap_lora(model, lora)
-            train(model, run.tokenizer, examples, args, resume=resume)
+            train(model, run.tokenizer, examples, args, resume=resume, progress=run.progress)
         return Built(model.eval(), base_view="adapter_off" if lora is not None else "load")
 
     out = work / ("adapter" if lora is not None else "model")
@@ -57,7 +58,7 @@ def fit(run, examples: list[dict], *, lr: float, lora: LoraConfig | None = None)
     (work / "train_spec.json").write_text(json.dumps(spec))
     launch(["-m", "ftscope.train.worker", str(work / "train_spec.json")], nproc=model_cfg.processes,
            log_file=work / "train.log", timeout_s=model_cfg.timeout_s, gpus=run.gpus, launcher=model_cfg.launcher,
-           on_line=lambda line: log.info("[%s] %s", run.cell.label, line))
+           on_line=lambda line: relay(line, run.progress) or log.info("[%s] %s", run.cell.label, line))
     if lora is not None:
         from peft import PeftModel  # deferred: peft takes seconds to import; only LoRA cells need it
 

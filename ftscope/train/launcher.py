@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,6 +84,30 @@ def command(module_args: list[str], nproc: int, port: int, launcher: str = "torc
     raise ValueError(f"unknown launcher {launcher!r}; use torchrun or deepspeed")
 
 
+_RUNNING: set[subprocess.Popen] = set()  # launched process groups: stopped with their cell's run (stop_all)
+
+
+def stop_all(grace_s: float = 3) -> int:
+    """Stop every training run this process launched (SIGTERM to each process group, SIGKILL after
+    `grace_s`): what a stopped `ftscope run` does before it exits. Returns how many there were."""
+    procs = list(_RUNNING)
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return len(procs)
+
+
 def launch(module_args: list[str], *, nproc: int, log_file: Path, timeout_s: float | None = None,
            gpus: list[int] | None = None, launcher: str = "torchrun", on_line: Callable[[str], None] = print,
            env: dict | None = None, tail_lines: int = 60) -> None:
@@ -96,6 +121,7 @@ def launch(module_args: list[str], *, nproc: int, log_file: Path, timeout_s: flo
     with open(log_file, "a") as log:
         proc = subprocess.Popen(command(module_args, nproc, port, launcher), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, bufsize=1, env=run_env, start_new_session=True)
+        _RUNNING.add(proc)
 
         def pump():
             for line in proc.stdout:
@@ -117,6 +143,8 @@ def launch(module_args: list[str], *, nproc: int, log_file: Path, timeout_s: flo
         except BaseException:
             _kill_group(proc)
             raise
+        finally:
+            _RUNNING.discard(proc)
         reader.join(5)
     if rc != 0:
         raise classify(rc, list(tail), log_file)

@@ -3,13 +3,13 @@ on prompt/target examples. Under torchrun/deepspeed the same code runs on every 
 """
 
 import logging
-import time
 from functools import cache
 from pathlib import Path
 
 import torch
 
 from ftscope.faults import kill_point
+from ftscope.progress import Progress
 from ftscope.train.config import TrainConfig
 
 log = logging.getLogger("ftscope.train")
@@ -31,53 +31,57 @@ def training_arguments(cfg: TrainConfig, out_dir: str, *, lr: float, seed: int, 
 
 
 def train(model, tokenizer, examples: list[dict], args, resume: bool = False, callbacks: list | None = None,
-          what: str = "training"):
+          progress: Progress | None = None):
     """Fit `model` on `examples` in place; returns the Trainer (its model may be DeepSpeed-wrapped).
-    `resume`: continue from the newest checkpoint in args.output_dir (a retried cell)."""
+    `resume`: continue from the newest checkpoint in args.output_dir (a retried cell). `progress` hears the
+    steps, epochs and loss."""
     from transformers import DataCollatorForSeq2Seq, Trainer  # deferred: as above
 
     tokenizer.padding_side = "right"
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     trainer = Trainer(model=model, args=args, train_dataset=examples, data_collator=collator, callbacks=callbacks)
-    quiet(trainer, what)
+    quiet(trainer, progress or Progress("training"))
     trainer.train(resume_from_checkpoint=True if resume else None)
     return trainer
 
 
-def quiet(trainer, what: str) -> None:
-    """No progress bar or printed loss dict per step: one log line per epoch, at most every 30 s."""
+def quiet(trainer, progress: Progress) -> None:
+    """No progress bar or printed loss dict per step: the steps go to `progress` (one log line per phase)."""
     from transformers import PrinterCallback, ProgressCallback  # deferred: the trainer stack, seconds to import
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(_epoch_log_class()(what))
+    trainer.add_callback(_steps_callback()(progress))
 
 
 @cache
-def _epoch_log_class():
+def _steps_callback():
     from transformers import TrainerCallback  # deferred: the trainer stack, seconds to import
 
-    class EpochLog(TrainerCallback):
-        def __init__(self, what: str, every_s: float = 30):
-            self.what, self.every_s, self.last, self.loss = what, every_s, 0.0, None
+    class Steps(TrainerCallback):
+        """Training steps, epoch and loss to a Progress."""
+
+        def __init__(self, progress: Progress):
+            self.progress, self.loss = progress, None
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.progress.phase("train", total=state.max_steps, unit="steps")
 
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
-                self.loss = logs["loss"]
+                self.loss = float(logs["loss"])
             if logs and "train_runtime" in logs:
-                log.info("%s done: train_runtime %.1f s, %.1f samples/s, loss %.3f", self.what, logs["train_runtime"],
-                         logs.get("train_samples_per_second", 0.0), logs.get("train_loss", float("nan")))
+                self.progress.update(state.global_step, samples_per_s=float(logs.get("train_samples_per_second", 0)),
+                                     loss=float(logs.get("train_loss", float("nan"))))
+
+        def on_step_end(self, args, state, control, **kw):
+            self.progress.update(state.global_step, epoch=round(state.epoch or 0, 2),
+                                 **({"loss": self.loss} if self.loss is not None else {}))
 
         def on_epoch_end(self, args, state, control, **kw):
             kill_point("train")
-            now = time.monotonic()
-            if now - self.last >= self.every_s or state.global_step >= state.max_steps:
-                self.last = now
-                loss = f", loss {self.loss:.3f}" if self.loss is not None else ""
-                log.info("%s: epoch %.0f/%.0f, step %d/%d%s", self.what, state.epoch or 0, args.num_train_epochs,
-                         state.global_step, state.max_steps, loss)
 
-    return EpochLog
+    return Steps
 
 
 def has_checkpoint(trainer_dir: Path) -> bool:

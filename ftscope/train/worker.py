@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from ftscope.models import DTYPES, load_tokenizer
+from ftscope.progress import Progress, line_sink
 from ftscope.train.lora import LoraConfig, wrap_lora
 from ftscope.train.trainer import TrainConfig, train, training_arguments
 
@@ -27,7 +28,9 @@ def main(spec_path: str) -> None:
     if spec.get("lora"):
         model = wrap_lora(model, LoraConfig(**spec["lora"]))
     torch.manual_seed(spec["seed"])
-    trainer = train(model, tok, spec["examples"], args, resume=spec["resume"])
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    trainer = train(model, tok, spec["examples"], args, resume=spec["resume"],
+                    progress=Progress("training", sinks=(line_sink(sys.stdout),) if rank0 else ()))
     trainer.save_model(spec["out_dir"])  # ZeRO-3: gathered to rank 0 and written as safetensors
     if int(os.environ.get("RANK", "0")) == 0:
         tok.save_pretrained(spec["out_dir"])
