@@ -49,7 +49,10 @@ def study(config_path: str | None = None, results_dir: str | None = None, valida
 
     data = prepare_data_task(cfg)
     bases = {m.name: base_model_task(cfg, m.name, data) for m in cfg.models}  # name -> (path, local dir)
-    preps = {m.name: prepare_model_task(cfg, m.name, bases[m.name][0], data) for m in cfg.models}
+    with ThreadPoolTaskRunner(max_workers=len(cfg.models)) as runner:  # base models prepare at once (GPU slots allowing)
+        futures = {m.name: runner.submit(prepare_model_task, {"cfg": cfg, "name": m.name, "base_path": bases[m.name][0],
+                                                              "data": data}) for m in cfg.models}
+        preps = {name: f.result() for name, f in futures.items()}
     if problems := kind.check(cfg, data, preps):
         run.finish("failed", "; ".join(problems))
         raise ConfigError(problems + ["(the preparation is stored; the next run reuses it)"])

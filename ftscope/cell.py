@@ -11,7 +11,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ftscope import checkpoints
+from ftscope import checkpoints, engines
+from ftscope.engines import ENGINES
 from ftscope.grid import Cell, cell_spec
 from ftscope.locks import annotate, exclusive
 from ftscope.methods import RECIPES, Built
@@ -111,6 +112,18 @@ class CellRun:
                                     f"missing at {ckpt}; the parent cell must finish first")
         return ckpt
 
+    def engine(self, built: Built):
+        """A generation engine over the built model: one that decodes in memory uses the model as it is; any
+        other loads its checkpoint (saved now if it is not on disk yet; LoRA merged), after the model has
+        given its GPU memory back."""
+        spec = ENGINES.get(engines.backend_of(self.cfg, self.model_cfg))
+        if spec.in_memory:
+            return engines.open_engine(self.cfg, self.model_cfg, self.base_path, self.gpus, hf_model=built.model)
+        path = self.checkpoint(built)
+        if self.gpus:
+            built.model.to("cpu")
+        return engines.open_engine(self.cfg, self.model_cfg, str(path), self.gpus)
+
     def checkpoint(self, built: Built) -> Path:
         """The built model's weights on disk (saved now if they are not yet)."""
         return checkpoints.save(self, built)
@@ -136,7 +149,8 @@ def _run(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, pare
     row = {"cell_id": cid, "study": cfg.study, "kind": cfg.kind, "model": cell.model, "method": recipe.name,
            "variant": cell.variant, "axes": json.dumps(dict(cell.axes)), "params": json.dumps(dict(cell.params)),
            "seed": cell.seed, "parent_cell": parent_id, "config": json.dumps(cell_spec(cfg, study, cell)),
-           "started_at": started, "versions": versions(), "train_s": None, "eval_s": None}
+           "started_at": started, "versions": versions(), "train_s": None, "eval_s": None,
+           "engine": json.dumps(engines.identity(cfg, cfg.model(cell.model)))}
     try:
         with hold_gpus(cfg.model(cell.model).gpus) as gpus:
             row.update(runtime(gpus))

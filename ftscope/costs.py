@@ -6,7 +6,9 @@ import time
 from pathlib import Path
 
 from ftscope import generation
-from ftscope.models import load_model, load_tokenizer
+from ftscope.engines import open_engine
+from ftscope.models import load_tokenizer
+from ftscope.progress import Progress, terminal_sink
 from ftscope.prompts import encode
 from ftscope.sandbox.pretrain import sandbox_model_dir
 from ftscope.shards import checkpoint_problem
@@ -27,10 +29,26 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def estimate(samples: float, per_second: float | None, how: str) -> str:
-    if not per_second:
+def rates_of(cfg, model) -> dict[str, float]:
+    """Samples per second per GPU (or per CPU machine), by engine: the model entry's, else the study's
+    `generation.samples_per_second`; a single number is the model's own engine's."""
+    rates = model.samples_per_second if model.samples_per_second is not None else cfg.generation.samples_per_second
+    if rates is None:
+        return {}
+    return dict(rates) if isinstance(rates, dict) else {model.backend or cfg.generation.backend: rates}
+
+
+def estimate(samples: float, rates: dict[str, float], gpus: int, how: str) -> str:
+    """'about 3.1 h with vllm at 2,000 samples/s per GPU x 4 GPUs = 12.4 GPU-hours; ...', one clause per
+    engine (`gpus`: the model's; 0 on the CPU, where a rate is the machine's)."""
+    if not rates:
         return "no time estimate: set generation.samples_per_second or run `ftscope validate --calibrate`"
-    return f"about {duration(samples / per_second)} at {per_second:,.0f} samples/s ({how})"
+    parts = []
+    for engine, rate in rates.items():
+        seconds = samples / (rate * max(gpus, 1))
+        parts.append(f"about {duration(seconds)} with {engine} at {rate:,.0f} samples/s"
+                     + (f" per GPU x {gpus} GPUs = {seconds * gpus / 3600:,.1f} GPU-hours" if gpus else ""))
+    return "; ".join(parts) + f" ({how})"
 
 
 def local_model(model_cfg, data, cache_dir: str, complete: bool = True) -> str | None:
@@ -43,17 +61,25 @@ def local_model(model_cfg, data, cache_dir: str, complete: bool = True) -> str |
     return str(path) if not complete or checkpoint_problem(path, model_cfg.use_safetensors) is None else None
 
 
-def calibrate(model_cfg, path: str, prompts: list[str], *, n_sample: int, max_new_tokens: int,
-              temperature: float | None, token_budget: int, stop: str = "newline", min_seconds: float = 3) -> float:
-    """Samples per second of the real generator on this machine, on up to 256 of the plan's prompts."""
+def calibrate(cfg, model_cfg, path: str, prompts: list[str], *, n_sample: int, max_new_tokens: int,
+              temperature: float | None, stop: str = "newline", min_seconds: float = 3) -> float:
+    """Samples per second of the model's engine on this machine, on up to 256 of the plan's prompts (the
+    engine's start-up is not counted: it is paid once per model or cell)."""
     tok = load_tokenizer(path, model_cfg.trust_remote_code)
-    model = load_model(path, model_cfg.dtype, model_cfg.trust_remote_code, None, model_cfg.use_safetensors)
+    engine = open_engine(cfg, model_cfg, path, None)
     ids = [encode(tok, p, model_cfg.prompt.style) for p in prompts[:256]]
-    generation.generate(model, tok, ids[:4], max_new_tokens=max_new_tokens, num_samples=n_sample,
-                        temperature=temperature, stop=stop, token_budget=token_budget)  # warm-up
-    t0, done = time.perf_counter(), 0
-    while time.perf_counter() - t0 < min_seconds:  # long enough that a busy machine's jitter averages out
-        generation.generate(model, tok, ids, max_new_tokens=max_new_tokens, num_samples=n_sample,
-                            temperature=temperature, stop=stop, token_budget=token_budget, seed=done)
-        done += len(ids) * n_sample
-    return done / (time.perf_counter() - t0)
+    progress = Progress(f"calibrating {model_cfg.name}", sinks=tuple(filter(None, [terminal_sink()])))
+    progress.phase("calibrate", total=int(min_seconds), unit="s")
+    try:
+        engine.generate(ids[:4], max_new_tokens=max_new_tokens, num_samples=n_sample, temperature=temperature,
+                        stop=stop)  # warm-up
+        t0, done = time.perf_counter(), 0
+        while time.perf_counter() - t0 < min_seconds:  # long enough that a busy machine's jitter averages out
+            engine.generate(ids, max_new_tokens=max_new_tokens, num_samples=n_sample, temperature=temperature,
+                            stop=stop, seeds=[generation.prompt_seed(done, i) for i in range(len(ids))])
+            done += len(ids) * n_sample
+            progress.update(min(int(time.perf_counter() - t0), int(min_seconds)))
+        return done / (time.perf_counter() - t0)
+    finally:
+        progress.finish()
+        engine.close()

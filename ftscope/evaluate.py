@@ -4,9 +4,6 @@ highest next-token probability), per-item scores by the dataset's metric, and th
 
 from collections import defaultdict
 
-import torch
-
-from ftscope import generation
 from ftscope.metrics import METRICS
 from ftscope.prompts import Prompter, encode
 
@@ -35,35 +32,26 @@ def label_token_ids(tokenizer, prompter: Prompter, item: dict, prompt_map: int =
     return ids
 
 
-@torch.no_grad()
-def classify(model, tokenizer, prompter: Prompter, items: list[dict], *, prompt_map: int = 0,
-             demos: list[dict] = (), batch_size: int = 32) -> list[str]:
+def classify(engine, tokenizer, prompter: Prompter, items: list[dict], *, prompt_map: int = 0,
+             demos: list[dict] = (), progress=None) -> list[str]:
     """The label word with the highest next-token probability at the first generated position."""
     if not items:
         return []
-    label_ids = torch.tensor(label_token_ids(tokenizer, prompter, items[0], prompt_map))
+    label_ids = label_token_ids(tokenizer, prompter, items[0], prompt_map)
     prompts = [encode(tokenizer, prompter.text(it, prompt_map, demos), prompter.prompt.style) for it in items]
-    out: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        ids, mask = generation.left_pad(prompts[start:start + batch_size], tokenizer.pad_token_id, model.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
-        best = logits[:, label_ids.to(logits.device)].argmax(-1).tolist()
-        out += [prompter.spec.labels[b] for b in best]
-    return out
+    logps = engine.label_logprobs(prompts, label_ids, progress=progress)
+    return [prompter.spec.labels[max(range(len(row)), key=row.__getitem__)] for row in logps]
 
 
-def predict(model, tokenizer, prompter: Prompter, items: list[dict], *, prompt_map: int = 0,
-            demos: list[dict] = (), batch_size: int = 32, max_new_tokens: int | None = None,
-            token_budget: int = 65536) -> list[str]:
-    """One prediction per item, as the dataset's metric wants it: the label word (scored in batches of
-    `batch_size`), or a greedy answer (batches sized by `token_budget`)."""
+def predict(engine, tokenizer, prompter: Prompter, items: list[dict], *, prompt_map: int = 0,
+            demos: list[dict] = (), max_new_tokens: int | None = None, progress=None) -> list[str]:
+    """One prediction per item, as the dataset's metric wants it: the label word, or a greedy answer."""
     if METRICS.get(prompter.spec.metric).predict == "label_prob":
-        return classify(model, tokenizer, prompter, items, prompt_map=prompt_map, demos=demos, batch_size=batch_size)
+        return classify(engine, tokenizer, prompter, items, prompt_map=prompt_map, demos=demos, progress=progress)
     gen = prompter.spec.generation
     prompts = [encode(tokenizer, prompter.text(it, prompt_map, demos), prompter.prompt.style) for it in items]
-    outs = generation.generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens or gen.max_new_tokens,
-                               stop=gen.stop, token_budget=token_budget)
+    outs = engine.generate(prompts, max_new_tokens=max_new_tokens or gen.max_new_tokens, stop=gen.stop,
+                           progress=progress)
     return [o[0] for o in outs]
 
 

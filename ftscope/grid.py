@@ -5,6 +5,7 @@ need none."""
 from dataclasses import dataclass
 from typing import Any
 
+from ftscope.engines import identity
 from ftscope.fingerprint import fingerprint
 from ftscope.methods import RECIPES, variant_name
 
@@ -40,8 +41,8 @@ def cell_spec(cfg, study, cell: Cell) -> dict:
     recipe = RECIPES.get(cell.method)
     return {"cell": {"model": cell.model, "method": recipe.name, "axes": dict(cell.axes), "seed": cell.seed,
                      "params": dict(cell.params)},
-            "model": cfg.model(cell.model).model_dump(), "study": study.cell_config(cfg, cell),
-            "method": recipe.relevant(cfg)}
+            "model": cfg.model(cell.model).model_dump(exclude={"backend"}), "study": study.cell_config(cfg, cell),
+            "method": recipe.relevant(cfg), "engine": identity(cfg, cfg.model(cell.model))}
 
 
 def cell_id(cfg, study, cell: Cell, data_fp: str, model_fp: str) -> str:

@@ -36,8 +36,8 @@ def phrasings(prompter: Prompter, item: dict, n_map: int) -> list[str]:
     return [q.format(s=item["subject"]) for q in prompter.spec.phrasings(item["relation"])[:n_map]]
 
 
-def score_mastery(model, tokenizer, items: list[dict], prompter: Prompter, cfg,
-                  token_budget: int = 65536, progress: Progress | None = None) -> list[dict]:
+def score_mastery(engine, tokenizer, items: list[dict], prompter: Prompter, cfg,
+                  progress: Progress | None = None) -> list[dict]:
     """One row per item: R, its level, and the counts behind it. Each (item, phrasing) samples with its
     own seed, so an item's R does not depend on the other items scored with it, or their order."""
     asked = [phrasings(prompter, it, cfg.n_map) for it in items]
@@ -45,10 +45,9 @@ def score_mastery(model, tokenizer, items: list[dict], prompter: Prompter, cfg,
     seeds = [generation.prompt_seed(cfg.seed, it["item_id"], i) for it, qs in zip(items, asked) for i in range(len(qs))]
     if progress:
         progress.phase("mastery", total=len(texts), unit="prompts")
-    samples = generation.generate(model, tokenizer, [encode(tokenizer, t, prompter.prompt.style) for t in texts],
-                                  max_new_tokens=cfg.max_new_tokens, num_samples=cfg.n_sample,
-                                  temperature=cfg.temperature, seeds=seeds, stop=prompter.spec.generation.stop,
-                                  token_budget=token_budget, progress=progress and progress.counter())
+    samples = engine.generate([encode(tokenizer, t, prompter.prompt.style) for t in texts],
+                              max_new_tokens=cfg.max_new_tokens, num_samples=cfg.n_sample, temperature=cfg.temperature,
+                              seeds=seeds, stop=prompter.spec.generation.stop, progress=progress and progress.counter())
     kill_point("mastery")
     rows, start = [], 0
     for it, qs in zip(items, asked):

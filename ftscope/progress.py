@@ -32,8 +32,7 @@ class Progress:
 
     def phase(self, name: str, total: int | None = None, unit: str = "") -> None:
         """A new phase (train, evaluate, kl, mastery): one log line."""
-        if self.state.get("phase"):
-            self._end()
+        self.end_phase()
         self._started = time.monotonic()
         log.info("[%s] %s%s", self.what, name, f": {total:,} {unit}" if total else "")
         self.state = {"what": self.what, "phase": name, "done": 0, "total": total, "unit": unit, "info": {}}
@@ -45,13 +44,18 @@ class Progress:
                                                                                     **info})
         self._send(force=bool(self.state["total"]) and done >= self.state["total"])
 
+    def end_phase(self) -> None:
+        """The current phase is over (one log line, with its last counts)."""
+        if self.state.get("phase"):
+            self._end()
+            self.state = {**self.state, "phase": ""}
+
     def counter(self) -> Callable[[int, int], None]:
         """A `progress(done, total)` callback for the current phase (generation's batches call one)."""
         return lambda done, total: self.update(done, total)
 
     def finish(self) -> None:
-        if self.state.get("phase"):
-            self._end()
+        self.end_phase()
         self.state = {"what": self.what, "phase": "done", "done": 1, "total": 1, "unit": "", "info": {}}
         self._send(force=True)
 

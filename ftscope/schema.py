@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
+from ftscope.engines import ENGINES
 from ftscope.methods import RECIPES
 from ftscope.prompts import PromptConfig
 from ftscope.sandbox.spec import SandboxModel
@@ -27,6 +28,10 @@ class ModelConfig(_Strict):
     sandbox: SandboxModel | None = None
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    backend: str | None = Field(None, description="the generation engine of this model (default: generation.backend)")
+    samples_per_second: float | dict[str, float] | None = Field(
+        None, description="this model's generation throughput per GPU for `validate`'s cost estimate (one number, or "
+                          "engine -> number); default: generation.samples_per_second")
     trust_remote_code: bool = False
     use_safetensors: bool = Field(True, description="load weights only from safetensors (never unpickle)")
     processes: int = Field(1, ge=1, description="ranks per training run; >1 runs DeepSpeed ZeRO-3 in a subprocess")
@@ -36,6 +41,13 @@ class ModelConfig(_Strict):
                                                 "in ftscope/train/deepspeed/) or a JSON file")
     timeout_s: float | None = Field(None, gt=0, description="limit on a multi-process training run")
 
+    @field_validator("backend")
+    @classmethod
+    def _known_engine(cls, v):
+        if v is not None and v not in ENGINES:
+            raise ValueError(f"unknown engine {v!r}; known: {', '.join(ENGINES.names())}")
+        return v
+
     @model_validator(mode="after")
     def _one_source(self):
         if (self.path is None) == (self.sandbox is None):
@@ -44,12 +56,32 @@ class ModelConfig(_Strict):
 
 
 class GenerationConfig(_Strict):
-    """How answers are decoded (every study). `token_budget` sizes a batch: prompt plus answer tokens
-    over all its rows."""
-    backend: Literal["hf"] = "hf"
+    """How answers are decoded (every study): the engine (ftscope/engines/), its settings, and what the
+    cost estimate assumes. `token_budget` sizes a batch of the hf engine: prompt plus answer tokens over all
+    its rows."""
+    backend: str = Field("hf", description="the engine every model decodes with unless its entry names one: hf "
+                                           "(transformers, ftscope's fast path) or vllm")
+    options: dict[str, dict] = Field(default_factory=dict, description="engine name -> its settings (vllm: "
+                                     "gpu_memory_utilization, kv_cache_gib, max_model_len, enforce_eager)")
     token_budget: int = Field(65536, gt=0)
-    samples_per_second: float | None = Field(None, gt=0, description="throughput for `validate`'s cost "
-                                                                       "estimate; `validate --calibrate` measures it")
+    samples_per_second: float | dict[str, float] | None = Field(
+        None, description="throughput for `validate`'s cost estimate, per GPU (or per CPU machine): one number, "
+                          "or engine -> number; `validate --calibrate` measures it here")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_engine(cls, v):
+        if v not in ENGINES:
+            raise ValueError(f"unknown engine {v!r}; known: {', '.join(ENGINES.names())}")
+        return v
+
+    @model_validator(mode="after")
+    def _options(self):
+        for name, options in self.options.items():
+            if name not in ENGINES:
+                raise ValueError(f"options.{name}: unknown engine; known: {', '.join(ENGINES.names())}")
+            ENGINES.get(name).options(**options)
+        return self
 
 
 class ClusterConfig(_Strict):

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from ftscope.faults import kill_point
 from ftscope.locks import pid_alive
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: the generation engine of mastery and cells rows
 STAGING = ".staging"
 QUARANTINE = ".quarantine"
 
@@ -44,14 +44,14 @@ _ts = pa.timestamp("us", tz="UTC")
 SCHEMAS: dict[str, pa.Schema] = {
     "mastery": pa.schema([("model", _s), ("model_fp", _s), ("data_fp", _s), ("item_id", _s), ("relation", _s),
                           ("split", _s), ("domain", _s), ("exposure", _i), ("hits", _i), ("r", _f),
-                          ("level", _i), ("n_map", _i), ("n_sample", _i), ("temperature", _f)]),
+                          ("level", _i), ("n_map", _i), ("n_sample", _i), ("temperature", _f), ("engine", _s)]),
     "plan": pa.schema([("cell_id", _s), ("study", _s), ("kind", _s), ("label", _s), ("model", _s), ("method", _s),
                        ("variant", _s), ("axes", _s), ("seed", _i), ("parent_cell", _s)]),
     "cells": pa.schema([("cell_id", _s), ("study", _s), ("kind", _s), ("model", _s), ("method", _s),
                         ("variant", _s), ("axes", _s), ("params", _s), ("seed", _i), ("parent_cell", _s),
                         ("status", _s), ("error", _s), ("config", _s), ("started_at", _ts), ("finished_at", _ts),
                         ("duration_s", _f), ("train_s", _f), ("eval_s", _f), ("versions", _s), ("host", _s),
-                        ("device", _s), ("threads", _i)]),
+                        ("device", _s), ("threads", _i), ("engine", _s)]),
     # one row per cell x test dataset x domain x slice x prompt map x shots x metric; `total` is the sum
     # of the per-item values (the number correct, for a proportion), so any interval can be recomputed
     "metrics": pa.schema([("cell_id", _s), ("task", _s), ("dataset", _s), ("domain", _s), ("slice", _s), ("prompt_map", _i),

@@ -48,12 +48,10 @@ def check_config(cfg, calibrate: bool = False) -> tuple[list[str], list[str]]:
     study = STUDIES.get(cfg.kind)
     problems, notes = list(study.validate(cfg)), []
     problems += [p for key in ("results_dir", "artifacts_dir", "cache_dir") if (p := _dir_problem(key, getattr(cfg, key)))]
-    if any(p.startswith("data") for p in problems):  # the grid reads the same data: say it once
-        return problems, notes
     try:
         cells = study.grid(cfg)
-    except (KeyError, ValueError) as e:
-        return problems + [f"grid: {e}"], notes
+    except (KeyError, ValueError) as e:  # the grid reads the same descriptions as the data: say a problem once
+        return problems + ([] if any(str(e).strip("'\"") in p for p in problems) else [f"grid: {e}"]), notes
     if not cells:
         problems.append("grid: the grid has no cells; give at least one method, level (or train set), sample "
                         "count (or size) and seed")

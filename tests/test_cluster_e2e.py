@@ -158,3 +158,48 @@ def test_cluster_sweep_survives_a_killed_worker(prefect_server, smoke_config, sm
             os.killpg(worker.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_the_server_answers_the_calls_its_ui_makes(prefect_server):
+    """Prefect 3.9's server with the FastAPI it pins: the filter calls the UI sends, explicit nulls included (the
+    422s that once needed a FastAPI cap of ftscope's own)."""
+    import json as _json
+    import urllib.request
+
+    nulls = {"flows": None, "flow_runs": None, "task_runs": None, "deployments": None, "work_pools": None,
+             "sort": None, "limit": 10, "offset": 0}
+    calls = [("flow_runs/filter", nulls), ("task_runs/filter", nulls), ("deployments/filter", nulls),
+             ("flows/filter", nulls), ("flow_runs/count", {k: v for k, v in nulls.items() if k not in ("limit", "offset")}),
+             ("artifacts/filter", {"artifacts": None, "flow_runs": None, "task_runs": None, "sort": None, "limit": 10}),
+             ("work_pools/filter", {"work_pools": None, "limit": 10, "offset": 0}),
+             ("ui/flow_runs/history", {"history_start": "2026-01-01T00:00:00Z", "history_end": "2026-01-02T00:00:00Z",
+                                       "history_interval_seconds": 3600, "flows": None, "flow_runs": None})]
+    for path, body in calls:
+        req = urllib.request.Request(f"{prefect_server['url']}/{path}", data=_json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 200, path
+
+
+def test_a_kept_server_is_used_by_runs_and_keeps_their_history(smoke_config, smoke_base, tmp_path):
+    """`ftscope server start` once; every `ftscope run` then reports to it (no temporary server), and the run
+    history survives the run; `ftscope server stop` ends it."""
+    from servers import free_port
+
+    env = {**os.environ, "FTSCOPE_HOME": str(tmp_path / "home")}
+    env.pop("PREFECT_API_URL", None)
+    port = free_port()
+    out = _sh([str(BIN / "ftscope"), "server", "start", "--port", str(port)], env, timeout=600)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        assert url in out
+        path = _config(smoke_config, tmp_path, "kept-server")
+        r = subprocess.run([str(BIN / "ftscope"), "run", str(path)], env=env, cwd=ROOT, capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 0 and "temporary Prefect server" not in r.stderr, r.stderr[-2000:]
+        runs = _flow_runs({"url": url}, "study")
+        assert any(r.parameters.get("config_path") == str(path) and r.state.is_completed() for r in runs)
+    finally:
+        out = _sh([str(BIN / "ftscope"), "server", "stop"], env)
+    assert f"stopped the Prefect server at {url}" in out
+    assert "not running" in _sh([str(BIN / "ftscope"), "server", "status"], env)

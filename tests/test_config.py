@@ -113,7 +113,7 @@ def test_validate_says_what_the_plan_costs(tmp_path):
     assert f"mastery {n_items:,} items x 21 phrasings x 10 samples = " in text
     from ftscope.costs import duration
 
-    assert f"about {duration(n_items * 210 / 1000)} at 1,000 samples/s (generation.samples_per_second)" in text
+    assert f"about {duration(n_items * 210 / 1000)} with hf at 1,000 samples/s (generation.samples_per_second)" in text
     assert "greedy answers and" in text and "tokens in the largest cell" in text
     _, _, notes = validate(str(_write(tmp_path)))
     assert any("no time estimate: set generation.samples_per_second or run `ftscope validate --calibrate`" in n

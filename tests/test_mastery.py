@@ -25,15 +25,17 @@ def test_21_distinct_phrasings_per_relation():
 
 
 def test_score_mastery_counts_hits_over_all_samples(tiny_llama):
+    from ftscope.engines.hf import HFEngine, HFOptions
     from ftscope.models import load_model, load_tokenizer
 
     tok, model = load_tokenizer(tiny_llama), load_model(tiny_llama)
     items = [{"item_id": "P19:Abo Kel", "relation": "P19", "subject": "Abo Kel", "answers": ["Varo"],
               "split": "train", "domain": "id", "exposure": 0}]
     cfg = MasteryConfig(n_map=3, n_sample=4, max_new_tokens=3)
-    rows = score_mastery(model, tok, items, CBQA, cfg)
+    engine = HFEngine(model, tok, HFOptions(), 65536)
+    rows = score_mastery(engine, tok, items, CBQA, cfg)
     assert len(rows) == 1 and 0 <= rows[0]["hits"] <= 12
     assert rows[0]["r"] == rows[0]["hits"] / 12 and rows[0]["level"] == mastery_level(rows[0]["r"])
     # an empty gold answer never counts as contained
     items[0]["answers"] = [""]
-    assert score_mastery(model, tok, items, CBQA, cfg)[0]["r"] == 0
+    assert score_mastery(engine, tok, items, CBQA, cfg)[0]["r"] == 0

@@ -9,6 +9,7 @@ import yaml
 
 from ftscope import datasets
 from ftscope.datasets.spec import DatasetSpec
+from ftscope.engines.hf import HFEngine, HFOptions
 from ftscope.evaluate import LabelError, classify, label_token_ids
 from ftscope.metrics import rouge_l
 from ftscope.models import load_model, load_tokenizer
@@ -34,7 +35,8 @@ def test_label_prob_is_the_argmax_of_the_label_words_first_tokens(tiny_llama):
     ids = label_token_ids(tok, prompter, items[0])
     assert ids == [tok.convert_tokens_to_ids(w) for w in WORDS.labels]
     for pm in (0, 1):
-        ours = classify(model, tok, prompter, items, prompt_map=pm, demos=items[:2], batch_size=3)
+        ours = classify(HFEngine(model, tok, HFOptions(batch_size=3), 65536), tok, prompter, items, prompt_map=pm,
+                        demos=items[:2])
         for it, pred in zip(items, ours):
             prompt = torch.tensor([encode(tok, prompter.text(it, pm, items[:2]))])
             logits = model(prompt).logits[0, -1]

@@ -67,7 +67,6 @@ class EvalConfig(_Strict):
                                               description="templates tested")
     shots: dict[str, Annotated[list[NonNegativeInt], Field(min_length=1)]] | None = Field(
         None, description="task -> shots tested (default: each dataset's)")
-    batch_size: int = Field(32, gt=0)
     max_new_tokens: int | None = Field(None, gt=0, description="override each dataset's (60 for generation)")
 
 
@@ -198,7 +197,7 @@ class Generalization(Study):
         by_name = {name: ds.spec for name, ds in run.data.datasets.items()}
         train = by_name.get(run.axes.get("train"))
         built = built.merge_adapter()  # peft merges in place: from here on only the merged model exists
-        model = built.model
+        engine = run.engine(built)
         metric_rows, score_rows = [], []
         run.progress.phase("evaluate", total=sum(len(run.data.dataset(n).split("test")) * len(shots_of(cfg, run.data.dataset(
             n).spec)) for n in cfg.data.test) * len(cfg.eval.prompt_maps), unit="prompts")
@@ -211,15 +210,15 @@ class Generalization(Study):
             rel = relation(ref, ds.spec) if ref else "untrained_task"
             for pm in cfg.eval.prompt_maps:
                 for k in shots_of(cfg, ds.spec):
-                    preds = predict(model, tok, prompter, test, prompt_map=pm, demos=ds.demos[:k],
-                                    batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
-                                    token_budget=cfg.generation.token_budget)
+                    preds = predict(engine, tok, prompter, test, prompt_map=pm, demos=ds.demos[:k],
+                                    max_new_tokens=cfg.eval.max_new_tokens)
                     m, s = result_rows(run.cid, ds.spec, ds.spec.metric, test, score(prompter, test, preds),
                                        [rel] * len(test), None, preds, pm, k)
                     metric_rows += m
                     score_rows += s
                     done += len(test)
                     run.progress.update(done)
+        engine.close()
         run.store.write("metrics", run.cid, metric_rows)
         run.store.write("scores", run.cid, score_rows)
         if built.base_view != "self":  # a model that changed: mean |theta_ft - theta_base| over all parameters

@@ -6,6 +6,7 @@ mastery R of every item under each base model (21 phrasings x 10 samples). Evalu
 domain (in/out of domain) and test mastery level, KL, parameter change.
 """
 
+import json
 import logging
 from pathlib import Path
 from typing import Literal, Union
@@ -13,17 +14,18 @@ from typing import Literal, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ftscope import datasets
+from ftscope import datasets, engines
 from ftscope.costs import calibrate as measure
-from ftscope.costs import estimate, human, local_model
+from ftscope.costs import estimate, human, local_model, rates_of
 from ftscope.datasets import Dataset, Where
 from ftscope.divergence import KLConfig, kl_rows, token_kl
+from ftscope.engines import open_engine
 from ftscope.evaluate import predict, result_rows, score
 from ftscope.fingerprint import fingerprint, model_fingerprint
 from ftscope.grid import expand
 from ftscope.locks import exclusive
 from ftscope.mastery import MasteryConfig, phrasings, score_mastery
-from ftscope.models import load_model, load_tokenizer
+from ftscope.models import load_tokenizer
 from ftscope.params import ParamsConfig, change_stats, zero_weight_warning
 from ftscope.progress import Progress, file_sink, progress_file, terminal_sink
 from ftscope.prompts import Prompter, prompt_problems
@@ -104,9 +106,9 @@ def _cap_train(items: list[dict], cap: int | None, seed: int) -> list[dict]:
 
 
 def mastery_fingerprint(cfg, model, base_path: str, data: StudyData) -> str:
-    """What mastery depends on: the checkpoint, the data, the scoring settings and the prompt."""
+    """What mastery depends on: the checkpoint, the data, the scoring settings, the prompt and the engine."""
     return fingerprint([model_fingerprint(base_path), data.fingerprint, cfg.mastery.model_dump(),
-                        model.prompt.model_dump()])
+                        model.prompt.model_dump(), engines.identity(cfg, model)])
 
 
 def _score_once(cfg, model, base_path: str, data: StudyData, store, fp: str, key: str, claim: Path) -> None:
@@ -118,15 +120,15 @@ def _score_once(cfg, model, base_path: str, data: StudyData, store, fp: str, key
         ds = the_dataset(data)
         tok = load_tokenizer(base_path, model.trust_remote_code)
         with hold_gpus(model.gpus) as gpus:
-            lm = load_model(base_path, model.dtype, model.trust_remote_code, gpus, model.use_safetensors)
+            engine = open_engine(cfg, model, base_path, gpus)
             progress = Progress(f"mastery of {model.name}", sinks=tuple(filter(None, [
                 file_sink(progress_file(claim)), terminal_sink()])))
-            rows = score_mastery(lm, tok, ds.items, Prompter(ds.spec, model.prompt, tok), cfg.mastery,
-                                 cfg.generation.token_budget, progress)
+            rows = score_mastery(engine, tok, ds.items, Prompter(ds.spec, model.prompt, tok), cfg.mastery, progress)
             progress.finish()
-            del lm
+            engine.close()
         extra = {"model": model.name, "model_fp": model_fingerprint(base_path), "data_fp": data.fingerprint,
-                 "n_sample": cfg.mastery.n_sample, "temperature": cfg.mastery.temperature}
+                 "n_sample": cfg.mastery.n_sample, "temperature": cfg.mastery.temperature,
+                 "engine": json.dumps(engines.identity(cfg, model))}
         store.write("mastery", key, [{**r, **extra} for r in rows])
         log.info("scored mastery of %d items for %s", len(rows), model.name)
 
@@ -243,8 +245,10 @@ class Knowledge(Study):
 
         built = built.merge_adapter()  # KL is taken: the adapter view is no longer needed
         run.progress.phase("evaluate", total=len(test), unit="prompts")
-        predictions = predict(built.model, tok, prompter, test, max_new_tokens=cfg.eval.max_new_tokens,
-                              token_budget=cfg.generation.token_budget)
+        engine = run.engine(built)
+        predictions = predict(engine, tok, prompter, test, max_new_tokens=cfg.eval.max_new_tokens,
+                              progress=run.progress.counter())
+        engine.close()
         values = score(prompter, test, predictions)
         metrics, scores = result_rows(run.cid, ds.spec, ds.spec.metric, test, values, domains, slices, predictions)
         _, kl_scores = result_rows(run.cid, ds.spec, "kl", test, [k for k, _ in per_item], domains, slices)
@@ -320,7 +324,7 @@ class Knowledge(Study):
                  f"cell ({max(cfg.grid.sample_counts)} items x {cfg.train.epochs:g} epochs x ~{words:.0f} words); "
                  f"{len(trained)} cells train or edit a model"]
         for model in cfg.models:
-            sps, how = cfg.generation.samples_per_second, "generation.samples_per_second"
+            rates, how = rates_of(cfg, model), "generation.samples_per_second"
             if calibrate:
                 path = local_model(model, data, cfg.cache_dir)
                 if path is None:
@@ -331,11 +335,12 @@ class Knowledge(Study):
                                         load_tokenizer(path, model.trust_remote_code))
                     prompts = [prompter.text({**it, "question": q}) for it in ds.items[:20]
                                for q in phrasings(prompter, it, m.n_map)]
-                    sps, how = measure(model, path, prompts, n_sample=m.n_sample, max_new_tokens=m.max_new_tokens,
-                                       temperature=m.temperature, token_budget=cfg.generation.token_budget), \
-                        "measured now on this machine"
+                    rates = {engines.backend_of(cfg, model): measure(
+                        cfg, model, path, prompts, n_sample=m.n_sample, max_new_tokens=m.max_new_tokens,
+                        temperature=m.temperature)}
+                    how = "measured now on this machine"
             lines.append(f"model {model.name}: mastery {n_items:,} items x {m.n_map} phrasings x {m.n_sample} samples "
-                         f"= {human(samples)} samples, {estimate(samples, sps, how)}")
+                         f"= {human(samples)} samples, " + estimate(samples, rates, model.gpus, how))
         return lines
 
 

@@ -81,6 +81,9 @@ def _steps_callback():
         def on_epoch_end(self, args, state, control, **kw):
             kill_point("train")
 
+        def on_train_end(self, args, state, control, **kw):
+            self.progress.end_phase()
+
     return Steps
 
 

@@ -1,0 +1,58 @@
+"""`hf`: transformers models through ftscope's fast path (ftscope/generation.py): prompts sorted by length
+into token-budget batches, one prefill per prompt shared by its samples, finished rows dropped, uniforms
+drawn per prompt. Label scoring is one forward pass per batch."""
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from ftscope import generation
+from ftscope.engines import EngineSpec, register
+from ftscope.models import load_model, load_tokenizer
+from ftscope.runtime import package_version
+
+
+class HFOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batch_size: int = Field(32, gt=0, description="prompts per forward pass when scoring label words")
+
+
+class HFEngine:
+    name = "hf"
+
+    def __init__(self, model, tokenizer, options: HFOptions, token_budget: int):
+        self.model, self.tok, self.options, self.token_budget = model, tokenizer, options, token_budget
+
+    def generate(self, prompts, *, max_new_tokens, num_samples=1, temperature=None, seeds=None, stop="newline",
+                 progress=None):
+        return generation.generate(self.model, self.tok, prompts, max_new_tokens=max_new_tokens,
+                                   num_samples=num_samples, temperature=temperature, seeds=seeds, stop=stop,
+                                   token_budget=self.token_budget, progress=progress)
+
+    @torch.no_grad()
+    def label_logprobs(self, prompts, label_ids, progress=None):
+        ids_of = torch.tensor(label_ids)
+        out: list[list[float]] = []
+        size = self.options.batch_size
+        for start in range(0, len(prompts), size):
+            ids, mask = generation.left_pad(prompts[start:start + size], self.tok.pad_token_id, self.model.device)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits
+            logp = torch.log_softmax(logits[:, -1].float(), -1)[:, ids_of.to(logits.device)]
+            out += logp.cpu().tolist()
+            if progress:
+                progress(len(out), len(prompts))
+        return out
+
+    def close(self) -> None:
+        self.model = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def open_hf(path: str, model_cfg, gpus, options: HFOptions, hf_model=None, token_budget: int = 65536) -> HFEngine:
+    model = hf_model if hf_model is not None else load_model(path, model_cfg.dtype, model_cfg.trust_remote_code, gpus,
+                                                             model_cfg.use_safetensors)
+    return HFEngine(model.eval(), load_tokenizer(path, model_cfg.trust_remote_code), options, token_budget)
+
+
+register(EngineSpec("hf", open_hf, HFOptions, version=lambda: package_version("transformers") or "?", in_memory=True))
