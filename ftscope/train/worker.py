@@ -17,7 +17,9 @@ from ftscope.train.trainer import TrainConfig, train, training_arguments
 
 
 def main(spec_path: str) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # the launcher streams stdout
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    # the launcher streams stdout to the cell's log: the main rank's lines, and any rank's warnings
+    logging.basicConfig(level=logging.INFO if rank0 else logging.WARNING, format="%(message)s", stream=sys.stdout)
     spec = json.loads(open(spec_path).read())
     tok = load_tokenizer(spec["base_path"], spec["trust_remote_code"])
     args = training_arguments(TrainConfig(**spec["train"]), spec["trainer_dir"], lr=spec["lr"], seed=spec["seed"],
@@ -28,11 +30,10 @@ def main(spec_path: str) -> None:
     if spec.get("lora"):
         model = wrap_lora(model, LoraConfig(**spec["lora"]))
     torch.manual_seed(spec["seed"])
-    rank0 = int(os.environ.get("RANK", "0")) == 0
     trainer = train(model, tok, spec["examples"], args, resume=spec["resume"],
                     progress=Progress("training", sinks=(line_sink(sys.stdout),) if rank0 else ()))
     trainer.save_model(spec["out_dir"])  # ZeRO-3: gathered to rank 0 and written as safetensors
-    if int(os.environ.get("RANK", "0")) == 0:
+    if rank0:
         tok.save_pretrained(spec["out_dir"])
 
 
