@@ -2,6 +2,7 @@
 with. Recorded in every `cells` and `runs` row; reading versions needs no heavy import."""
 
 import json
+import os
 import platform
 import socket
 from importlib.metadata import PackageNotFoundError, version
@@ -24,19 +25,35 @@ def versions() -> str:
     return json.dumps(out)
 
 
-def pin_threads(cfg) -> None:
-    """CPU results depend on the number of threads a reduction is split over: use the config's when set
-    (the count is recorded in every cell's row either way)."""
-    if cfg.threads:
-        import torch  # deferred: only a process that computes pins its threads
-
-        torch.set_num_threads(cfg.threads)
-
-
 def runtime(gpus: list[int] | None) -> dict:
-    """Where and how a cell ran: host, device, threads."""
+    """Where and how a cell ran: host, device, threads, and the machine its numbers depend on."""
     import torch  # deferred: only a process that computes asks
 
     device = f"cuda:{','.join(map(str, gpus))} {torch.cuda.get_device_name(gpus[0])}" if gpus else \
         f"cpu {torch.backends.cpu.get_cpu_capability()}"
-    return {"host": socket.gethostname(), "device": device, "threads": torch.get_num_threads()}
+    return {"host": socket.gethostname(), "device": device, "threads": torch.get_num_threads(),
+            "machine": json.dumps(machine(), sort_keys=True)}
+
+
+def machine() -> dict:
+    """What CPU results depend on: the CPU, the instruction set ATen's kernels use, the BLAS, the threads and the
+    variables that pin the kernels. Two cells with the same record computed alike; the report says when a
+    store holds several."""
+    import torch  # deferred: only a process that computes asks
+
+    cpu, flags = "", set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name") and not cpu:
+                cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    config = torch.__config__.show()
+    blas = next((part.split("=", 1)[1] for part in config.replace(",", " ").split() if part.startswith("BLAS_INFO=")),
+                "")
+    return {"cpu": cpu or platform.processor(), "isa": torch.backends.cpu.get_cpu_capability(),
+            "cpu_flags": sorted(f for f in flags if f.startswith(("avx", "amx", "fma"))), "blas": blas,
+            "threads": torch.get_num_threads(), "deterministic": torch.are_deterministic_algorithms_enabled(),
+            "pinned": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA") if k in os.environ}}

@@ -41,6 +41,22 @@ def paired_difference(a, b, n_boot: int = 2000, seed: int = 0) -> tuple[float, f
     return float(d.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
 
 
+def hierarchical_mean(groups, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, 95% low, high) of a mean over groups (base models) of the mean over their items: each bootstrap
+    draw resamples the groups, then the items within each drawn group, so that the interval holds what
+    changes with the base model as well as with the items. One group: a plain bootstrap over items."""
+    groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
+    if not groups:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    point = float(np.mean([g.mean() for g in groups]))
+    boots = np.empty(n_boot)
+    for b in range(n_boot):
+        picked = rng.integers(0, len(groups), size=len(groups)) if len(groups) > 1 else [0]
+        boots[b] = np.mean([groups[i][rng.integers(0, len(groups[i]), size=len(groups[i]))].mean() for i in picked])
+    return point, float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
 def verdict(lo: float, hi: float, expected: int = 1) -> str:
     """'reproduced' when the interval excludes 0 on the expected side (expected = +1: the difference
     should be positive), 'contradicted' on the other side, else 'not distinguishable'."""

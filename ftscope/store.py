@@ -15,7 +15,6 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
@@ -24,7 +23,7 @@ import pyarrow.parquet as pq
 from ftscope.faults import kill_point
 from ftscope.locks import pid_alive
 
-SCHEMA_VERSION = 3  # 3: the generation engine of mastery and cells rows
+SCHEMA_VERSION = 3  # 3: the generation engine of mastery and cells rows, the machine of cells rows
 STAGING = ".staging"
 QUARANTINE = ".quarantine"
 
@@ -51,7 +50,7 @@ SCHEMAS: dict[str, pa.Schema] = {
                         ("variant", _s), ("axes", _s), ("params", _s), ("seed", _i), ("parent_cell", _s),
                         ("status", _s), ("error", _s), ("config", _s), ("started_at", _ts), ("finished_at", _ts),
                         ("duration_s", _f), ("train_s", _f), ("eval_s", _f), ("versions", _s), ("host", _s),
-                        ("device", _s), ("threads", _i), ("engine", _s)]),
+                        ("device", _s), ("threads", _i), ("engine", _s), ("machine", _s)]),
     # one row per cell x test dataset x domain x slice x prompt map x shots x metric; `total` is the sum
     # of the per-item values (the number correct, for a proportion), so any interval can be recomputed
     "metrics": pa.schema([("cell_id", _s), ("task", _s), ("dataset", _s), ("domain", _s), ("slice", _s), ("prompt_map", _i),
@@ -239,6 +238,8 @@ class Store:
         query). Views: every table by name, where tables keyed by cell hold only rows of cells whose latest
         attempt is done; `cells`: the latest attempt of every cell, with its axes and variant settings as
         columns (level, n, train, size, strategy, k_percent, shots...); `attempts`: every `cells` row."""
+        import duckdb  # deferred: only SQL over the store needs it (a GPU check carries no wheel of it)
+
         con = duckdb.connect()
         attempts = self.read("cells")
         done = pa.array(sorted(self.done_cells()), pa.string())

@@ -40,3 +40,59 @@ def test_two_builds_from_empty_caches_are_identical(tmp_path):
     assert weights_a.keys() == weights_b.keys() and all(torch.equal(weights_a[n], weights_b[n]) for n in weights_a)
     assert mastery_a == mastery_b and len(mastery_a) == len(data_a.datasets["sandbox-k"].items)
     assert len({r["hits"] for r in mastery_a}) > 1  # the scores vary over items: not a constant by accident
+
+
+PROBE = '''
+import hashlib, json, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_reproducible import _build
+import torch
+from ftscope.reproducible import settle
+from ftscope.config import load_config
+_, weights, mastery = _build(Path({tmp!r}), {name!r})
+cfg = load_config(Path({tmp!r}) / "{name}.yaml")
+settle(cfg)
+h = hashlib.sha256()
+for n in sorted(weights):
+    h.update(weights[n].numpy().tobytes())
+print("PROBE", json.dumps({{"weights": h.hexdigest()[:16], "mastery": [r["hits"] for r in mastery],
+                           "isa": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}}))
+'''
+
+
+def _probe(tmp_path, name: str, threads: int, env: dict) -> dict:
+    """Pretraining and mastery of a tiny study in a fresh interpreter, with these variables set before torch
+    is imported (as `ftscope run` sets them for a `reproducible: true` study)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = PROBE.format(tests=str(ROOT / "tests"), tmp=str(tmp_path), name=name)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env={**{k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR",
+                                                                                 "ONEDNN_MAX_CPU_ISA")},
+                            "OMP_NUM_THREADS": str(threads), **env})
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(next(line for line in r.stdout.splitlines() if line.startswith("PROBE"))[6:])
+
+
+def test_pinned_kernels_give_the_same_numbers_whatever_the_threads_and_the_isa_torch_would_pick(tmp_path):
+    """Under the pins of `reproducible: true` (ATen, MKL and oneDNN at AVX2), one and two threads give the same
+    pretrained weights and mastery scores bitwise, as does forcing ATen's AVX2 kernels by hand. Without the
+    pins, a machine whose best kernels are another instruction set (AVX-512 here) computes other weights: the
+    difference the pins remove between machines of one kind."""
+    from ftscope.reproducible import pinned_env
+
+    pins = pinned_env()
+    one = _probe(tmp_path, "one", 1, pins)
+    two = _probe(tmp_path, "two", 2, pins)
+    forced = _probe(tmp_path, "forced", 2, {"ATEN_CPU_CAPABILITY": pins["ATEN_CPU_CAPABILITY"]})
+    native = _probe(tmp_path, "native", 2, {})
+    assert one["threads"] == 1 and two["threads"] == 2
+    assert one["weights"] == two["weights"] == forced["weights"] and one["mastery"] == two["mastery"]
+    if native["isa"].lower() != pins["ATEN_CPU_CAPABILITY"]:
+        assert native["weights"] != one["weights"], "the ISA no longer matters: update ftscope/reproducible.py"
+    else:
+        assert native["weights"] == one["weights"]

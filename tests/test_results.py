@@ -16,11 +16,11 @@ NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 ITEMS = [f"item{i}" for i in range(10)]
 
 
-def _cell(store, cid, method, seed, axes, study="toy", status="done"):
+def _cell(store, cid, method, seed, axes, study="toy", status="done", model="m"):
     store.write("plan", f"{study}-{cid}", [{"cell_id": cid, "study": study, "kind": "k", "label": cid, "model": "m",
                                            "method": method, "variant": method, "axes": json.dumps(axes),
                                            "seed": seed, "parent_cell": None}])
-    store.write("cells", f"{cid}-1", [{"cell_id": cid, "study": study, "kind": "k", "model": "m", "method": method,
+    store.write("cells", f"{cid}-1", [{"cell_id": cid, "study": study, "kind": "k", "model": model, "method": method,
                                        "variant": method, "axes": json.dumps(axes), "params": "{}", "seed": seed,
                                        "status": status, "started_at": NOW, "finished_at": NOW}])
 
@@ -92,3 +92,29 @@ def test_a_study_name_is_bound_not_pasted_into_sql(store):
     s, *_ = store
     assert Results(s, "toy' OR '1'='1").cells == {}  # pasted, this would have matched every study
     assert set(Results(s, None).cells) == {"sft0", "sft1", "base0", "other"}
+
+
+def test_base_model_replicas_are_pooled_with_a_bootstrap_over_base_models_then_items(tmp_path):
+    """Two base models of one family (pretrained with other seeds): one condition of both, its interval from
+    resampling base models and then items, and comparisons paired on the same base model and item."""
+    from ftscope.stats import hierarchical_mean
+
+    s = Store(str(tmp_path))
+    config = {"models": [{"name": "m.s0", "family": "m"}, {"name": "m.s1", "family": "m"}]}
+    s.write("runs", "r-completed", [{"run_id": "r", "study": "toy", "kind": "k", "status": "completed",
+                                     "config": json.dumps(config), "started_at": NOW, "finished_at": NOW}])
+    values = {}
+    for base, shift in (("m.s0", 0), ("m.s1", 3)):
+        for method, extra in (("sft", 1), ("base", 0)):
+            cid = f"{method}-{base}"
+            _cell(s, cid, method, 0, {"level": "4", "n": 8} if method == "sft" else {}, model=base)
+            values[cid] = {item: float((i + shift + extra) % 2) for i, item in enumerate(ITEMS)}
+            _scores(s, cid, values[cid])
+    r = Results(s, "toy")
+    sft = r.select(method="sft", slice="all")
+    assert len(sft) == 1 and sft[0].model == "m" and sft[0].base_models == 2 and sft[0].seeds == 1
+    groups = [list(values["sft-m.s0"].values()), list(values["sft-m.s1"].values())]
+    assert (sft[0].lo, sft[0].hi) == hierarchical_mean(groups)[1:]
+    c = compare(r, "sft beats base", ("sft", sft), ("base", r.select(method="base", slice="all")))
+    diffs = [[values[f"sft-{b}"][i] - values[f"base-{b}"][i] for i in ITEMS] for b in ("m.s0", "m.s1")]
+    assert c.base_models == 2 and c.n == len(ITEMS) and (c.diff, c.lo, c.hi) == hierarchical_mean(diffs)

@@ -1,10 +1,12 @@
 """The one model of a study's numbers: read from the store once, then every text table, README block,
 figure and comparison renders from it. Nothing else aggregates the store.
 
-A *condition* is a cell without its seed (model, method, variant, axes) evaluated on one slice of one
-test set (dataset, domain, slice, prompt map, shots, metric). Its value is the mean over seeds; its 95%
-interval is Wilson's on the stored counts for a proportion from one seed, else a bootstrap over test
-items of the items' seed-averaged values. Comparisons pair the same test items on both sides.
+A *condition* is a cell without its seed (model family, method, variant, axes) evaluated on one slice of one
+test set (dataset, domain, slice, prompt map, shots, metric). Its value is the mean over its cells (seeds;
+with several base models of one family, base models too). Its 95% interval is Wilson's on the stored
+counts for a proportion from one cell, a bootstrap over test items of the items' seed-averaged values for
+one base model, and a bootstrap over base models then test items for several (stats.hierarchical_mean).
+Comparisons pair the same test items, on the same base models, on both sides.
 """
 
 import json
@@ -14,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ftscope.metrics import METRICS
-from ftscope.stats import bootstrap_mean, paired_difference, seed_spread, verdict, wilson
+from ftscope.runs import latest_config
+from ftscope.stats import bootstrap_mean, hierarchical_mean, paired_difference, seed_spread, verdict, wilson
 from ftscope.store import Store
 
 KEY = ("dataset", "domain", "slice", "prompt_map", "shots", "metric")
@@ -35,7 +38,8 @@ class Condition:
     shots: int
     metric: str
     params: dict = field(default_factory=dict)  # the method's variant settings (restore: strategy, k_percent)
-    cells: list[str] = field(default_factory=list)  # one per seed
+    cells: list[str] = field(default_factory=list)  # one per seed (and base model)
+    base: dict = field(default_factory=dict)  # cell -> the base model it was trained from (a replica of `model`)
     values: list[float] = field(default_factory=list)  # per seed
     n: int = 0  # test items
     lo: float = float("nan")
@@ -51,7 +55,12 @@ class Condition:
 
     @property
     def seeds(self) -> int:
-        return len(self.values)
+        """Cells per base model (training seeds)."""
+        return len(self.values) // max(1, self.base_models)
+
+    @property
+    def base_models(self) -> int:
+        return len(set(self.base.values())) or 1
 
     def get(self, name: str, default=None):
         """An axis (level, n, train, size), a field (dataset, shots at test time, ...) or a variant setting
@@ -90,22 +99,43 @@ class Results:
         rows = mine(store.read("metrics", done_only=True).to_pylist())
         rows += [{**r, "task": "", "prompt_map": 0, "shots": 0, "metric": KL, "total": r["value"] * r["n"]}
                  for r in mine(store.read("kl", done_only=True).to_pylist())]
+        family = self._families()
         groups: dict[tuple, Condition] = {}
         for r in rows:
             c = self.cells[r["cell_id"]]
-            key = (c["model"], c["method"], c["variant"], json.dumps(c["axes"], sort_keys=True)) + tuple(r[k] for k in KEY)
+            model = family.get(c["model"], c["model"])
+            key = (model, c["method"], c["variant"], json.dumps(c["axes"], sort_keys=True)) + tuple(r[k] for k in KEY)
             cond = groups.get(key) or groups.setdefault(key, Condition(
-                c["model"], c["method"], c["variant"], c["axes"], r["dataset"], r["task"], r["domain"], r["slice"],
+                model, c["method"], c["variant"], c["axes"], r["dataset"], r["task"], r["domain"], r["slice"],
                 r["prompt_map"], r["shots"], r["metric"], c["params"]))
             cond.cells.append(r["cell_id"])
             cond.values.append(r["value"])
+            cond.base[r["cell_id"]] = c["model"]
             cond.n = r["n"]
             if len(cond.cells) == 1 and is_proportion(r["metric"]):
                 cond.lo, cond.hi = wilson(r["total"], r["n"])
         self.conditions = list(groups.values())
         for cond in self.conditions:
-            if len(cond.cells) > 1 or not is_proportion(cond.metric):
+            if cond.base_models > 1:
+                _, cond.lo, cond.hi = hierarchical_mean([list(v.values()) for v in self.base_item_values(cond).values()])
+            elif len(cond.cells) > 1 or not is_proportion(cond.metric):
                 cond.lo, cond.hi = bootstrap_mean(list(self.item_values(cond).values()))
+
+    def _families(self) -> dict[str, str]:
+        """model -> its family, from the latest run's config (a model with none is its own)."""
+        try:
+            return {m["name"]: m.get("family") or m["name"] for m in latest_config(self.store, self.study)["models"]}
+        except (ValueError, KeyError, TypeError):
+            return {}
+
+    @property
+    def machines(self) -> dict[str, int]:
+        """How many done cells computed on each machine (ftscope.runtime.machine, threads included)."""
+        out: dict[str, int] = {}
+        for c in self.cells.values():
+            key = c.get("machine") or "{}"
+            out[key] = out.get(key, 0) + 1
+        return out
 
     @property
     def metrics(self) -> list[str]:
@@ -125,11 +155,18 @@ class Results:
                     self._scores[(cid, dataset, domain, "all", *rest)][item] = value
         return self._scores
 
-    def item_values(self, cond: Condition) -> dict[str, float]:
-        """Per test item, its value averaged over the condition's seeds."""
-        per_seed = [self.scores().get((cid, *(getattr(cond, k) for k in KEY)), {}) for cid in cond.cells]
+    def item_values(self, cond: Condition, cells: list[str] | None = None) -> dict[str, float]:
+        """Per test item, its value averaged over the condition's cells (or `cells` of them)."""
+        per_seed = [self.scores().get((cid, *(getattr(cond, k) for k in KEY)), {}) for cid in cells or cond.cells]
         items = set.intersection(*(set(s) for s in per_seed)) if per_seed else set()
         return {i: float(np.mean([s[i] for s in per_seed])) for i in sorted(items)}
+
+    def base_item_values(self, cond: Condition) -> dict[str, dict[str, float]]:
+        """Per base model, per test item, its value averaged over that base model's cells (seeds)."""
+        by_base: dict[str, list[str]] = defaultdict(list)
+        for cid in cond.cells:
+            by_base[cond.base.get(cid, cond.model)].append(cid)
+        return {b: self.item_values(cond, cids) for b, cids in sorted(by_base.items())}
 
     def select(self, **where) -> list[Condition]:
         """Conditions whose fields (or axes) equal the given values; a callable value is a predicate."""
@@ -137,11 +174,12 @@ class Results:
                 if all((v(c.get(k)) if callable(v) else c.get(k) == v) for k, v in where.items())]
 
     def pooled(self, conds: list[Condition]) -> dict[tuple, float]:
-        """Per (dataset, item) over several conditions (prompt maps, datasets), the mean value."""
+        """Per (base model, dataset, item) over several conditions (prompt maps, datasets), the mean value."""
         acc: dict[tuple, list[float]] = defaultdict(list)
         for c in conds:
-            for item, v in self.item_values(c).items():
-                acc[(c.dataset, item)].append(v)
+            for base, values in self.base_item_values(c).items():
+                for item, v in values.items():
+                    acc[(base, c.dataset, item)].append(v)
         return {k: float(np.mean(v)) for k, v in acc.items()}
 
 
@@ -158,6 +196,7 @@ class Comparison:
     seeds: int
     expected: int = 1
     note: str = ""
+    base_models: int = 1
 
     @property
     def verdict(self) -> str:
@@ -166,12 +205,18 @@ class Comparison:
 
 def compare(results: Results, claim: str, a: tuple[str, list[Condition]], b: tuple[str, list[Condition]],
             expected: int = 1, note: str = "") -> Comparison:
-    """mean(A) - mean(B) over the test items both arms scored, with a paired bootstrap interval."""
+    """mean(A) - mean(B) over the test items both arms scored, on the same base models, with a paired
+    bootstrap interval over items (and over base models first, when there are several)."""
     pa, pb = results.pooled(a[1]), results.pooled(b[1])
     common = sorted(set(pa) & set(pb))
     seeds = min([c.seeds for c in a[1] + b[1]] or [0])
     if not common:
         return Comparison(claim, a[0], b[0], float("nan"), float("nan"), float("nan"), 0, seeds, expected,
                           note or "no test items scored by both arms (missing or failed cells)")
-    d, lo, hi = paired_difference([pa[k] for k in common], [pb[k] for k in common])
-    return Comparison(claim, a[0], b[0], d, lo, hi, len(common), seeds, expected, note)
+    bases = sorted({k[0] for k in common})
+    items = len({k[1:] for k in common})
+    if len(bases) == 1:
+        d, lo, hi = paired_difference([pa[k] for k in common], [pb[k] for k in common])
+    else:
+        d, lo, hi = hierarchical_mean([[pa[k] - pb[k] for k in common if k[0] == base] for base in bases])
+    return Comparison(claim, a[0], b[0], d, lo, hi, items, seeds, expected, note, len(bases))

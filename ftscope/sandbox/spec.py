@@ -17,3 +17,6 @@ class SandboxModel(BaseModel):
     block_size: int = Field(64, gt=8)
     lr: float = Field(2e-3, gt=0)
     seed: int = 0
+    seeds: list[int] | None = Field(None, min_length=1, description="pretrain one base model per seed: the entry "
+                                    "becomes one model per seed (<name>.s<seed>), replicas of one family that the "
+                                    "report pools (a bootstrap over base models, then test items)")

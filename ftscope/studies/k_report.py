@@ -114,16 +114,19 @@ def mastery_check(results: Results) -> str:
     """How the scored facts spread over the levels, and (sandbox) whether mastery tracks exposure."""
     from scipy.stats import spearmanr  # deferred: scipy is only needed for this one line
 
-    rows = results.mastery
-    if not rows:
-        return ""
-    train = [sum(r["level"] == lvl for r in rows if r["split"] == "train" and r["domain"] == "id") for lvl in range(5)]
-    line = f"mastery of {len(rows)} facts; ID training facts per level 0..4: {' / '.join(map(str, train))}"
-    known = [r for r in rows if r["exposure"] >= 0]
-    if known:
-        rho = spearmanr([r["exposure"] for r in known], [r["r"] for r in known]).statistic
-        line += f"; Spearman(R, times stated in pretraining) = {rho:.2f}"
-    return line
+    lines = []
+    models = sorted({r["model"] for r in results.mastery})
+    for model in models:
+        rows = [r for r in results.mastery if r["model"] == model]
+        train = [sum(r["level"] == lvl for r in rows if r["split"] == "train" and r["domain"] == "id") for lvl in range(5)]
+        line = (f"mastery of {len(rows)} facts{f' under {model}' if len(models) > 1 else ''}; ID training facts per "
+                f"level 0..4: {' / '.join(map(str, train))}")
+        known = [r for r in rows if r["exposure"] >= 0]
+        if known:
+            rho = spearmanr([r["exposure"] for r in known], [r["r"] for r in known]).statistic
+            line += f"; Spearman(R, times stated in pretraining) = {rho:.2f}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def headline(results: Results) -> str:
@@ -147,10 +150,12 @@ def headline(results: Results) -> str:
                          + "".join(f"{cell([c for c in mine if c.domain == 'ood'], n):>11}" for n in counts)
                          + "".join(f"{cell(kl, n, 1, '.3f') if method == 'sft' else '-':>10}" for n in counts))
     seeds = max((c.seeds for c in conds), default=0)
+    bases = max((c.base_models for c in conds), default=0)
     n_id = next((c.n for c in conds if c.domain == "id"), 0)
     n_ood = next((c.n for c in conds if c.domain == "ood"), 0)
+    over = f"{bases} base models x {seeds} seed(s)" if bases > 1 else f"{seeds} seed(s)"
     return (mastery_check(results) + f"\naccuracy (%) on {n_id} ID and {n_ood} OOD test facts, mean over "
-            f"{seeds} seed(s); KL on the ID facts\n" + "\n".join(lines) + "\n\n" + change_summary(results))
+            f"{over}; KL on the ID facts\n" + "\n".join(lines) + "\n\n" + change_summary(results))
 
 
 # -- figures: one function each; (Results, out dir) -> Section, or None when there is nothing to draw ----

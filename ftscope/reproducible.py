@@ -1,0 +1,53 @@
+"""Bitwise-reproducible CPU results where the platform allows. What makes CPU results differ between
+machines of one kind is the instruction set the kernels are compiled for: ATen picks AVX-512 kernels on a CPU
+that has them and AVX2 ones elsewhere, and their float results differ in the last bits (measured: one
+fine-tuning run gives other weights under each; the thread count, 1 or 2, changed nothing). A study with
+`reproducible: true` pins every kernel library to AVX2, which all x86-64 machines of this kind have: ATen
+(ATEN_CPU_CAPABILITY), MKL's conditional numerical reproducibility (MKL_CBWR) and oneDNN (ONEDNN_MAX_CPU_ISA),
+and turns on torch's deterministic algorithms. The variables must be set before torch is imported:
+`ftscope run` and `validate` read the config first and set them (a variable the user set is kept)."""
+
+import logging
+import os
+
+log = logging.getLogger("ftscope.reproducible")
+
+
+def _has_avx2() -> bool:
+    try:
+        return " avx2" in open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+
+
+def pinned_env() -> dict[str, str]:
+    """The variables that pin the kernels: AVX2 on a CPU that has it (else the portable default path)."""
+    if not _has_avx2():
+        return {"ATEN_CPU_CAPABILITY": "default"}
+    return {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def pin_before_torch(wanted: bool) -> None:
+    """Set the pinning variables for this process and its children, before torch is imported."""
+    if wanted:
+        for key, value in pinned_env().items():
+            os.environ.setdefault(key, value)
+
+
+def settle(cfg) -> None:
+    """In a process that computes: the config's thread count, and with `reproducible`, deterministic algorithms
+    and a warning when the kernels are not the pinned ones (torch was imported before the variables were set,
+    as in a worker started by hand)."""
+    import torch  # deferred: only a process that computes settles its torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if not getattr(cfg, "reproducible", False):
+        return
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    want = os.environ.get("ATEN_CPU_CAPABILITY", pinned_env()["ATEN_CPU_CAPABILITY"])
+    have = torch.backends.cpu.get_cpu_capability()
+    if have.lower() != want.lower():
+        log.warning("the study asks for reproducible results, but this process computes with %s kernels, not %s: "
+                    "start it with `ftscope run`, or set %s before Python starts (its rows record what it ran with)",
+                    have, want.upper(), " ".join(f"{k}={v}" for k, v in pinned_env().items()))
