@@ -1,12 +1,17 @@
-# The ftscope worker image: a CUDA toolkit (DeepSpeed JIT-compiles its kernels with nvcc when a run
-# first needs them), the pinned torch's CUDA build, DeepSpeed and ftscope, run as a non-root user.
+# The worker image: a CUDA toolkit (DeepSpeed JIT-compiles its kernels with nvcc when a run first needs
+# them), the pinned torch's CUDA build, vLLM, DeepSpeed and ftscope, run as a non-root user (UID 1000).
 #   docker build -t ftscope:latest .            (CUDA and the torch wheel index are build arguments)
-# Checked for syntax in the tests; no Docker engine runs on the machine ftscope is developed on.
+# No ENTRYPOINT: a Prefect worker starts a flow run by giving the container its command
+# (`prefect flow-run execute`, as Kubernetes `args`), which must run as given; CMD is only the default.
+# JIT builds and model downloads go to the shared volume (/shared/cache), so pods do not rebuild them.
+# Checked in the tests (tests/test_infra.py); no Docker engine runs on the machine ftscope is developed on.
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-devel-ubuntu24.04
 FROM ${CUDA_IMAGE}
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cu128
 ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 DS_BUILD_OPS=0 PATH=/opt/venv/bin:$PATH \
-    PREFECT_LOGGING_EXTRA_LOGGERS=ftscope DO_NOT_TRACK=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+    PREFECT_LOGGING_EXTRA_LOGGERS=ftscope DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false \
+    HF_HUB_DISABLE_PROGRESS_BARS=1 HF_HOME=/shared/cache/huggingface \
+    TORCH_EXTENSIONS_DIR=/shared/cache/torch_extensions TRITON_CACHE_DIR=/shared/cache/triton
 RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv python3-dev build-essential \
         git ca-certificates && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/venv \
@@ -17,10 +22,9 @@ COPY ftscope ftscope
 COPY flows flows
 COPY tasks tasks
 COPY configs configs
-RUN pip install --no-cache-dir ".[deepspeed]" \
-    && useradd --create-home --uid 1000 ftscope \
-    && mkdir -p /data/results /data/artifacts /data/cache && chown -R ftscope /data
+RUN pip install --no-cache-dir ".[deepspeed,vllm]" && pip install --no-cache-dir --no-deps vllm==0.32.0 \
+    && (userdel --remove ubuntu 2>/dev/null || true) \
+    && useradd --create-home --uid 1000 --user-group ftscope \
+    && mkdir -p /shared && chown ftscope:ftscope /shared
 USER ftscope
-ENV HF_HOME=/data/cache/huggingface
-ENTRYPOINT ["ftscope"]
-CMD ["--help"]
+CMD ["ftscope", "--help"]

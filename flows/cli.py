@@ -9,7 +9,23 @@ import sys
 import threading
 
 
+def _pin_kernels(config: str) -> None:
+    """A `reproducible: true` study pins the CPU kernels, which only works before torch is imported: read that
+    one field of the config first (a config that cannot be read is reported by validate right after)."""
+    from pathlib import Path  # deferred: see the module docstring
+
+    from ftscope import yamlfile  # deferred: see the module docstring
+    from ftscope.reproducible import pin_before_torch  # deferred: see the module docstring
+
+    try:
+        raw = yamlfile.load_chain(Path(config), "extends", "config file")
+    except (yamlfile.YamlError, OSError):
+        return
+    pin_before_torch(raw.get("reproducible") is True)
+
+
 def _validate_or_exit(config: str, results: str | None, calibrate: bool = False):
+    _pin_kernels(config)
     from ftscope.validate import validate  # deferred: see the module docstring
 
     cfg, problems, notes = validate(config, results, calibrate)
@@ -208,24 +224,31 @@ def cmd_server(args) -> int:
 
 def cmd_submit(args) -> int:
     cfg = _validate_or_exit(args.config, args.results)
-    from flows.cluster import NoServer, submit  # deferred: see the module docstring
-    from ftscope.config import resolved_raw  # deferred: see the module docstring
+    from flows.cluster import NoServer, StillRunning, submit  # deferred: see the module docstring
+    from ftscope.config import ConfigError, resolved_raw  # deferred: see the module docstring
 
     try:
         link = submit(resolved_raw(args.config, {"results_dir": args.results}), args.deployment)
-    except NoServer as e:
+    except (NoServer, StillRunning, ConfigError) as e:
         print(e, file=sys.stderr)
         return 2
-    print(f"submitted {cfg.study}: {link}")
-    return 0
+    print(f"submitted {cfg.study}: {link}", flush=True)
+    if not args.wait:
+        return 0
+    from flows.cluster import wait  # deferred: see the module docstring
+
+    state = wait(link.rsplit("/", 1)[1], cfg.cluster.poll_s)
+    print(f"{cfg.study}: {state.name}{': ' + state.message if state.message else ''}")
+    return 0 if state.is_completed() else 1
 
 
 def cmd_retry(args) -> int:
-    from flows.cluster import NoServer, retry  # deferred: see the module docstring
+    from flows.cluster import NoServer, StillRunning, retry  # deferred: see the module docstring
+    from ftscope.config import ConfigError  # deferred: see the module docstring
 
     try:
         todo, link = retry(args.results, args.study, args.deployment)
-    except (NoServer, ValueError) as e:
+    except (NoServer, StillRunning, ConfigError, ValueError) as e:
         print(e, file=sys.stderr)
         return 2
     print(f"{len(todo)} cells missing or failed, re-submitted: {link}")
@@ -315,8 +338,10 @@ def _parser() -> argparse.ArgumentParser:
     s = command("server", cmd_server, "keep one Prefect server across runs (history survives, start-up is paid once)")
     s.add_argument("action", choices=["start", "stop", "status"])
     s.add_argument("--port", type=int, default=4200, help="port of the server (start; default 4200)")
-    command("submit", cmd_submit, "run a study on a cluster: a run of the study deployment (needs a Prefect "
-                                  "server, PREFECT_API_URL); prints its UI link", "config", "--results", "--deployment")
+    s = command("submit", cmd_submit, "run a study on a cluster: a run of the study deployment (needs a Prefect "
+                                      "server, PREFECT_API_URL); prints its UI link", "config", "--results", "--deployment")
+    s.add_argument("--wait", action="store_true", help="wait for the study to end (through resumptions after a "
+                                                       "lost node); exit 0 only if it completed")
     command("retry", cmd_retry, "re-submit a study's missing or failed cells (cells whose worker died are marked "
                                 "crashed first)", "results", "--study", "--deployment")
     s = command("results", cmd_results, "the rows of one table, filtered with SQL (DuckDB over the store)", "results")

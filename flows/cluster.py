@@ -3,9 +3,10 @@ is missing or failed, and read the Prefect state of each cell's runs. Needs a Pr
 (PREFECT_API_URL)."""
 
 import os
+import time
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, FlowRunFilterTags
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_UI_URL
 from prefect.states import Crashed
@@ -13,7 +14,9 @@ from prefect.states import Crashed
 from ftscope.config import parse_config
 from ftscope.runs import latest_config, mark_dead
 from ftscope.store import Store
-from tasks.dispatch import crashed
+from tasks.automations import ensure_automations
+from tasks.dispatch import IN_FLIGHT, lost
+from tasks.policy import ensure_gpu_limits
 
 
 class NoServer(RuntimeError):
@@ -31,11 +34,48 @@ def ui_link(flow_run_id) -> str:
 
 
 def submit(raw: dict, deployment: str = "study/study") -> str:
-    """Create a run of the study deployment for this resolved config; returns its UI link."""
+    """Create a run of the study deployment for this resolved config (first the server's automations and
+    the GPU limits, where missing); returns its UI link. A run of the study still in flight is not doubled."""
     require_server()
+    cfg = parse_config(raw)
+    ensure_automations(cfg.cluster.lost_after_s)
+    ensure_gpu_limits(cfg)
+    if (running := study_in_flight(cfg.study)) is not None:
+        raise StillRunning(f"study {cfg.study} is still {running.state.name}: {ui_link(running.id)} (it resumes by "
+                           f"itself if its node is lost; cancel it in the UI to start over)")
     run = run_deployment(deployment, parameters={"config": raw, "validated": True}, timeout=0,
-                         flow_run_name=f"{raw['study']}")
+                         flow_run_name=f"{raw['study']}", tags=[f"study:{cfg.study}"])
     return ui_link(run.id)
+
+
+def wait(run_id: str, poll_s: float = 5, resume_s: float = 300):
+    """The run's final state, following the server's resumptions: Crashed counts as final only once it
+    has not been resumed within `resume_s` (the automation resumes a crashed study at once)."""
+    crashed_since = None
+    with get_client(sync_client=True) as client:
+        while True:
+            state = client.read_flow_run(run_id).state
+            if state is not None and state.is_final():
+                if not state.is_crashed():
+                    return state
+                crashed_since = crashed_since or time.monotonic()
+                if time.monotonic() - crashed_since > resume_s:
+                    return state
+            else:
+                crashed_since = None
+            time.sleep(poll_s)
+
+
+class StillRunning(RuntimeError):
+    pass
+
+
+def study_in_flight(study: str):
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            tags=FlowRunFilterTags(all_=[f"study:{study}"]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=IN_FLIGHT))), limit=1)
+    return runs[0] if runs else None
 
 
 def cell_runs(cell_ids: list[str]) -> dict[str, object]:
@@ -74,8 +114,8 @@ def mark_zombies(cfg, store: Store) -> list[str]:
     marked = []
     with get_client(sync_client=True) as client:
         for cid, run in runs.items():
-            if run.state and not run.state.is_final() and crashed(cfg, cid, str(run.id)):
-                client.set_flow_run_state(run.id, Crashed(message="the cell's worker died"), force=True)
+            if run.state and not run.state.is_final() and (why := lost(cfg, run, client)):
+                client.set_flow_run_state(run.id, Crashed(message=why), force=True)
                 marked.append(cid)
     return marked
 

@@ -4,26 +4,31 @@ prepare data -> base models -> study preparation (Study K: mastery) -> plan -> c
 Cells start as soon as the cell they start from is done (`wait_for`), at most `workers` at once; a
 slow cell holds up nothing but its own children. A failed cell never stops the others: the flow ends
 Failed with the list of failed cells and why. The run shows its progress in the Prefect UI.
+
+With `dispatch: deployments` each base model's preparation and each job (a cell and its variants,
+ftscope/jobs.py) is a run of its own deployment, on workers that have the GPUs; the study flow needs
+none. If the study's own node is lost, the server resumes it on another worker (tasks/automations.py).
 """
 
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.cell import cell_parameters
+from flows.cell import job_parameters
+from ftscope import jobs
 from ftscope.cell import ModelContext
 from ftscope.config import ConfigError, parse_config, resolved_raw
 from ftscope.plan import pending
+from ftscope.reproducible import settle
 from ftscope.runs import RunRecord, mark_dead
-from ftscope.runtime import pin_threads
 from ftscope.store import Store
 from ftscope.studies import STUDIES
 from ftscope.validate import check_config
 from tasks.artifacts import CellProgress, summary_artifact
 from tasks.dispatch import dispatch_task
-from tasks.policy import ensure_gpu_limit
+from tasks.policy import ensure_gpu_limits
 from tasks.study import base_model_task, cell_task, plan_task, prepare_data_task, prepare_model_task, release_task, report_task
 
 
@@ -36,7 +41,13 @@ def study(config_path: str | None = None, results_dir: str | None = None, valida
     raw = config if config is not None else resolved_raw(config_path, {"results_dir": results_dir})
     cfg = parse_config(raw) if validated else _validated(raw)
     kind = STUDIES.get(cfg.kind)
-    pin_threads(cfg)
+    if (resumed := flow_run.get_run_count() - 1) > 0:
+        if resumed > cfg.cluster.study_restarts:
+            return Failed(message=f"its node was lost {resumed} times (cluster.study_restarts "
+                                  f"{cfg.cluster.study_restarts}): giving up; `ftscope retry` starts it again")
+        log.warning("resumed after its node was lost (%d of %d): the store says what is done", resumed,
+                    cfg.cluster.study_restarts)
+    settle(cfg)
     store = Store(cfg.results_dir)
     store.sweep()  # temporaries of writers that died
     for line in store.repair():  # damaged files: moved aside, their cells redone below
@@ -44,15 +55,12 @@ def study(config_path: str | None = None, results_dir: str | None = None, valida
     for dead in mark_dead(store, cfg.study):
         log.warning("run %s (pid %s) had died while running: recorded as crashed", dead["run_id"][:8], dead["pid"])
     run = RunRecord(cfg, store, flow_run.ui_url, flow_run.id)
-    if any(m.gpus for m in cfg.models):
-        ensure_gpu_limit(cfg.gpu_slots)
+    for created in ensure_gpu_limits(cfg):
+        log.info("created the GPU limit %s", created)
 
     data = prepare_data_task(cfg)
     bases = {m.name: base_model_task(cfg, m.name, data) for m in cfg.models}  # name -> (path, local dir)
-    with ThreadPoolTaskRunner(max_workers=len(cfg.models)) as runner:  # base models prepare at once (GPU slots allowing)
-        futures = {m.name: runner.submit(prepare_model_task, {"cfg": cfg, "name": m.name, "base_path": bases[m.name][0],
-                                                              "data": data}) for m in cfg.models}
-        preps = {name: f.result() for name, f in futures.items()}
+    preps = prepare_models(cfg, raw, data, bases)
     if problems := kind.check(cfg, data, preps):
         run.finish("failed", "; ".join(problems))
         raise ConfigError(problems + ["(the preparation is stored; the next run reuses it)"])
@@ -86,20 +94,36 @@ def finish(run: RunRecord, status: str, message: str | None = None) -> None:
         get_run_logger().warning("could not record the run's end in the store: %s", e)
 
 
+def prepare_models(cfg, raw: dict, data, bases: dict) -> dict:
+    """Every base model's preparation, at once (GPU slots allowing). With `dispatch: deployments` and a study
+    that prepares on GPUs, each is a run of the prepare deployment first; this flow then reads the result."""
+    dispatched = cfg.dispatch == "deployments" and STUDIES.get(cfg.kind).prepares_on_gpus
+    with ThreadPoolTaskRunner(max_workers=len(cfg.models)) as runner:
+        if dispatched:
+            runs = [runner.submit(dispatch_task, {
+                "cfg": cfg, "deployment": cfg.cluster.prepare_deployment, "model": m.name,
+                "parameters": {"config": raw, "model": m.name}, "tags": [f"prepare:{cfg.study}:{m.name}"],
+                "label": f"prepare {m.name}"}) for m in cfg.models]
+            for r in runs:
+                r.result()  # a failed preparation stops the study, as it does locally
+        futures = {m.name: runner.submit(prepare_model_task, {"cfg": cfg, "name": m.name, "base_path": bases[m.name][0],
+                                                              "data": data, "hold": not dispatched})
+                   for m in cfg.models}
+        return {name: f.result() for name, f in futures.items()}
+
+
 def run_cells(cfg, raw: dict, todo, contexts, progress: CellProgress) -> list[str]:
     """Submit every cell, each waiting only for the cell it starts from; returns the failures. Locally a
-    cell is a task of this flow; with `dispatch: deployments`, a run of the cell deployment."""
+    cell is a task of this flow; with `dispatch: deployments`, jobs (a cell and its variants) are runs of the
+    cell deployment."""
+    if cfg.dispatch == "deployments":
+        return dispatch_jobs(cfg, raw, todo, progress)
     futures, failed = {}, []
-    with ThreadPoolTaskRunner(max_workers=cfg.workers) as runner:
+    with ThreadPoolTaskRunner(max_workers=cfg.in_flight) as runner:
         for p in todo:  # parents come first in the plan
             parent = [futures[p.parent_id]] if p.parent_id in futures else []
-            if cfg.dispatch == "deployments":
-                futures[p.cid] = runner.submit(dispatch_task, {"cfg": cfg, "parameters": cell_parameters(raw, p),
-                                                               "gpus": cfg.model(p.cell.model).gpus,
-                                                               "label": p.cell.label}, wait_for=parent)
-            else:
-                futures[p.cid] = runner.submit(cell_task, {"cfg": cfg, "planned": p, "ctx": contexts[p.cell.model],
-                                                           "label": p.cell.label}, wait_for=parent)
+            futures[p.cid] = runner.submit(cell_task, {"cfg": cfg, "planned": p, "ctx": contexts[p.cell.model],
+                                                       "label": p.cell.label}, wait_for=parent)
         planned_of = {id(f): p for p, f in zip(todo, (futures[p.cid] for p in todo))}
         for fut in as_completed(list(futures.values())):
             fut.wait()  # the future's own final state: the API may still say Running for a moment
@@ -108,6 +132,35 @@ def run_cells(cfg, raw: dict, todo, contexts, progress: CellProgress) -> list[st
             if not state.is_completed():
                 why = state.message if state.is_failed() else "not run: the cell it starts from failed"
                 failed.append(f"{p.cell.label}: {why}")
+    return failed
+
+
+def dispatch_jobs(cfg, raw: dict, todo, progress: CellProgress) -> list[str]:
+    """Every job as a run of the cell deployment, each waiting for the jobs its parents are in; the store
+    says which of a job's cells got done."""
+    key, parent = (lambda p: p.cid), (lambda p: p.parent_id)
+    grouped = jobs.group(todo, key, parent, cfg.cluster.batch_variants)
+    futures, job_of, failed = {}, {}, []
+    with ThreadPoolTaskRunner(max_workers=cfg.in_flight) as runner:
+        for n, job in enumerate(grouped):  # jobs of parents come first
+            wait = [futures[job_of[k]] for k in jobs.needs(job, key, parent) if k in job_of]
+            params = job_parameters(raw, job)
+            futures[n] = runner.submit(dispatch_task, {
+                "cfg": cfg, "deployment": cfg.cluster.deployment, "parameters": params, "model": job[0].cell.model,
+                "tags": [f"cell:{p.cid}" for p in job], "label": params["label"]}, wait_for=wait)
+            job_of.update({p.cid: n for p in job})
+        job_by_future = {id(futures[n]): job for n, job in enumerate(grouped)}
+        for fut in as_completed(list(futures.values())):
+            fut.wait()
+            job, state = job_by_future[id(fut)], fut.state
+            latest = Store(cfg.results_dir).latest_cells()
+            for p in job:
+                done = latest.get(p.cid, {}).get("status") == "done"
+                progress.finished(p, Completed() if done else state if not state.is_completed() else
+                                  Failed(message="its job completed without it"))
+                if not done:
+                    why = state.message if state.is_failed() else "not run: the cell it starts from failed"
+                    failed.append(f"{p.cell.label}: {why}")
     return failed
 
 

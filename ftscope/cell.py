@@ -152,7 +152,7 @@ def _run(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, pare
            "started_at": started, "versions": versions(), "train_s": None, "eval_s": None,
            "engine": json.dumps(engines.identity(cfg, cfg.model(cell.model)))}
     try:
-        with hold_gpus(cfg.model(cell.model).gpus) as gpus:
+        with hold_gpus(cfg.model(cell.model).gpus, what=f"cell {cell.label}") as gpus:
             row.update(runtime(gpus))
             progress = Progress(cell.label, sinks=(file_sink(progress_file(checkpoints.claim_of(cfg, cid))),))
             run = CellRun(cfg, study, cell, cid, ctx, store, parent_id, gpus, progress)

@@ -3,8 +3,10 @@ out-of-memory killer would) when it reaches that point, so a test can show that 
 is lost and nothing half-written is left; with FTSCOPE_KILL_AT=<point>:worker, it kills its parent (a
 Prefect worker) and everything the worker started, as a lost node would. Points: `mastery` (scores
 computed, not yet stored), `train` (the end of a training epoch), `store:<table>` (a temporary written,
-not yet renamed). With FTSCOPE_FILL_DISK_AT=<point> and FTSCOPE_FILL_DISK=<file>, it fills that file's
-filesystem at the point instead: a real full disk, from then on. Linux only, for tests."""
+not yet renamed), `cell:start` (a cell job's process started, nothing claimed yet), `dispatch:<flow>` (the
+study flow just created a run of that flow: cell, prepare). With FTSCOPE_FILL_DISK_AT=<point> and
+FTSCOPE_FILL_DISK=<file>, it fills that file's filesystem at the point instead: a real full disk, from
+then on. Linux only, for tests."""
 
 import os
 import signal

@@ -38,6 +38,23 @@ def exclusive(path: Path, wait: bool = True, owner: dict | None = None):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+_HELD: list = []  # locks this process holds until it exits
+
+
+def hold_until_exit(path: Path, owner: dict | None = None) -> None:
+    """Take the lock at `path` and keep it until this process ends (no code releases it: the kernel does,
+    when the process exits or dies). Another process seeing it free after it was taken knows the holder is
+    gone, however it went."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a+")
+    fcntl.flock(f, fcntl.LOCK_EX)
+    f.seek(0)
+    f.truncate()
+    f.write(_owner(owner))
+    f.flush()
+    _HELD.append(f)
+
+
 def annotate(path: Path, **fields) -> None:
     """Add fields to the record of a claim this process holds (best effort): what a cell's failure was, kept
     beside the claim even when the store could not take its row (a full disk, say)."""

@@ -28,6 +28,8 @@ class ModelConfig(_Strict):
     sandbox: SandboxModel | None = None
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    family: str | None = Field(None, description="models of one family are replicas of one model (base models "
+                                                 "pretrained with other seeds): the report pools their cells")
     backend: str | None = Field(None, description="the generation engine of this model (default: generation.backend)")
     samples_per_second: float | dict[str, float] | None = Field(
         None, description="this model's generation throughput per GPU for `validate`'s cost estimate (one number, or "
@@ -40,6 +42,11 @@ class ModelConfig(_Strict):
     deepspeed: str = Field("zero3", description="DeepSpeed config for processes > 1: zero3, zero3_offload (shipped "
                                                 "in ftscope/train/deepspeed/) or a JSON file")
     timeout_s: float | None = Field(None, gt=0, description="limit on a multi-process training run")
+    job_variables: dict = Field(default_factory=dict, description="with dispatch: deployments, job variables of this "
+                                "model's runs over cluster.job_variables (memory, node_selector, tolerations, ...)")
+    work_queue: str | None = Field(None, description="with dispatch: deployments, the work queue of this model's runs "
+                                   "(a queue per GPU shape, served by the workers of nodes of that shape); its GPUs "
+                                   "are counted by the limit ftscope-gpus-<queue>")
 
     @field_validator("backend")
     @classmethod
@@ -91,7 +98,21 @@ class ClusterConfig(_Strict):
                                                                    "work pool's job template takes them")
     gpu_variable: str | None = Field(None, description="the job variable that takes a cell's GPU count (the "
                                                        "Kubernetes template in infra/k8s: gpus); none for process pools")
+    prepare_deployment: str = Field("prepare/prepare", description="flow name/deployment name of a base model's "
+                                    "preparation (Study K: mastery), dispatched with the model's GPUs")
     poll_s: float = Field(5, gt=0, description="how often the study checks on its cell runs")
+    start_timeout_s: float = Field(900, gt=0, description="a run a worker picked up (Pending or Running) that has not "
+                                   "taken its cell's claim this long after counts as lost (its node died before the "
+                                   "cell began) and is dispatched again; raise it where pods wait long for GPU nodes")
+    lost_after_s: float = Field(600, ge=60, description="a run whose heartbeats (PREFECT_FLOWS_HEARTBEAT_FREQUENCY on "
+                                "the workers, default 180 s) stop this long is marked Crashed by the server")
+    redispatch: int = Field(2, ge=0, description="times a run whose node was lost is dispatched again")
+    study_restarts: int = Field(3, ge=0, description="times a study whose own node was lost is resumed by the "
+                                "server on another worker")
+    batch_variants: bool = Field(True, description="run the cells that start from a cell (restore's k and "
+                                 "strategies) in that cell's job, one after the other, instead of one job each")
+    job_start_s: float = Field(60, ge=0, description="start-up of one job (pod, imports, loading) for validate's "
+                               "cost lines")
 
 
 class CoreConfig(_Strict):
@@ -103,11 +124,17 @@ class CoreConfig(_Strict):
     artifacts_dir: str = Field("artifacts", description="checkpoints of cells (deleted unless keep_checkpoints)")
     cache_dir: str = Field(".cache/ftscope", description="prepared data and pretrained sandbox models")
     keep_checkpoints: bool = False
-    workers: int = Field(1, ge=1, description="cells run at once by this flow")
-    gpu_slots: int = Field(1, ge=1, description="GPUs that cells may hold at once (Prefect global limit)")
+    workers: int | None = Field(None, ge=1, description="cells run at once by this flow (default: 1; with dispatch: "
+                                "deployments, every cell whose parent is done: the work pool and GPU limits decide)")
+    gpu_slots: int = Field(1, ge=1, description="GPUs that cells may hold at once: the size of the Prefect limit "
+                           "ftscope-gpus (per work queue: ftscope-gpus-<queue>) when ftscope creates it; a limit "
+                           "that exists is never changed")
     dispatch: Literal["local", "deployments"] = Field("local", description="local: cells are tasks of the study "
                                                       "flow; deployments: each cell is a run of the cell deployment")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: the cores this process may use)")
+    reproducible: bool = Field(False, description="pin CPU kernels to AVX2 and use deterministic algorithms, so that "
+                                                  "machines of one kind give bitwise the same numbers "
+                                                  "(ftscope/reproducible.py)")
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first")
     datasets_dirs: list[str] = Field(default_factory=list, description="directories of your own dataset YAMLs")
     models: list[ModelConfig] = Field(min_length=1)
@@ -122,6 +149,25 @@ class CoreConfig(_Strict):
             raise ValueError("must not start with a dot: it names folders under results_dir and artifacts_dir")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _replicas(cls, raw):
+        """A model entry whose sandbox lists `seeds` becomes one entry per seed, of one family."""
+        models = raw.get("models") if isinstance(raw, dict) else None
+        if not isinstance(models, list):
+            return raw
+        out = []
+        for m in models:
+            sandbox = m.get("sandbox") if isinstance(m, dict) else None
+            seeds = sandbox.get("seeds") if isinstance(sandbox, dict) else None
+            if not isinstance(seeds, list) or not seeds:
+                out.append(m)
+                continue
+            base = {k: v for k, v in sandbox.items() if k != "seeds"}
+            out += [{**m, "name": f"{m.get('name')}.s{s}", "family": m.get("family") or m.get("name"),
+                     "sandbox": {**base, "seed": s}} for s in seeds]
+        return {**raw, "models": out}
+
     @field_validator("datasets_dirs")
     @classmethod
     def _directories(cls, v):
@@ -133,6 +179,11 @@ class CoreConfig(_Strict):
     def model(self, name: str) -> ModelConfig:
         """The model entry called `name`."""
         return next(m for m in self.models if m.name == name)
+
+    @property
+    def in_flight(self) -> int:
+        """Cells this flow runs (or dispatches) at once."""
+        return self.workers or (1 if self.dispatch == "local" else 256)
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import torch
 
+from ftscope import jobs
 from ftscope.config import ConfigError, load_config
-from ftscope.costs import local_model
+from ftscope.costs import duration, local_model
 from ftscope.methods import RECIPES
 from ftscope.shards import checkpoint_dir, checkpoint_problem
 from ftscope.sources import looks_local, model_problem, offline
@@ -64,8 +65,24 @@ def check_config(cfg, calibrate: bool = False) -> tuple[list[str], list[str]]:
         if m.trust_remote_code:
             notes.append(f"models.{m.name}: trust_remote_code is on: this model's own Python code will run")
     if not problems:
-        notes += study.notes(cfg) + _cached_model_notes(cfg, study) + study.costs(cfg, calibrate)
+        notes += study.notes(cfg) + _cached_model_notes(cfg, study) + study.costs(cfg, calibrate) + _job_costs(cfg, cells)
     return problems, notes
+
+
+def _job_costs(cfg, cells) -> list[str]:
+    """On a cluster: how many jobs (runs, pods) the grid becomes and what starting them costs."""
+    if cfg.dispatch != "deployments":
+        return []
+    c = cfg.cluster
+    grouped = jobs.group(cells, lambda x: x, lambda x: x.parent, c.batch_variants)
+    prepares = len(cfg.models) if STUDIES.get(cfg.kind).prepares_on_gpus else 0
+    n = len(grouped) + prepares
+    gpu_s = sum(c.job_start_s * cfg.model(j[0].model).gpus for j in grouped)
+    return [f"cluster: {n:,} jobs ({len(grouped):,} for {len(cells):,} cells"
+            + (", each cell with the cells that start from it" if c.batch_variants else ", one per cell")
+            + (f"; {prepares} preparation{'s' * (prepares > 1)}" if prepares else "")
+            + f"); start-up about {duration(n * c.job_start_s)} of job time"
+            + (f" ({gpu_s / 3600:,.1f} GPU-hours)" if gpu_s else "") + f" at cluster.job_start_s {c.job_start_s:g} s a job"]
 
 
 def _model_problems(cfg, m, full: list[str]) -> list[str]:

@@ -1,53 +1,118 @@
-"""Cells as runs of the cell deployment (`dispatch: deployments`): each gets its own worker,
-infrastructure and GPU request. The study waits for each run and notices one whose worker died: the
-cell's claim was taken by that run and is free again, yet the cell wrote no final row. Such a run is
-marked Crashed (Prefect would show it Running forever), and `ftscope retry` runs the cell again."""
+"""Jobs as runs of a deployment (`dispatch: deployments`): a cell and its variants (deployment `cell`) or
+a base model's preparation (deployment `prepare`), each on its own worker with its own infrastructure
+and GPU request. The study waits for each run and notices one whose node was lost:
+
+- marked Crashed by the server (the ftscope automations: its heartbeats stopped);
+- started (it took its run lock, on the shared filesystem) and the lock is free while the run is not
+  final: its process died;
+- picked up by a worker (Pending or Running) but no run lock `start_timeout_s` later: its node was
+  lost before the run began.
+
+Such a run is marked Crashed, with the reason, and dispatched again (`cluster.redispatch` times). A run
+already in flight for the same job (a study resumed after its own node was lost) is adopted, not doubled.
+"""
 
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, FlowRunFilterTags
+from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
+from prefect.logging import get_run_logger
+from prefect.runtime import deployment, flow_run
 from prefect.states import Crashed
 
-from ftscope import checkpoints
-from ftscope.locks import holder, last_owner
-from ftscope.store import Store
+from ftscope.faults import kill_point
+from ftscope.locks import hold_until_exit, holder, last_owner
 
 
-class CellRunFailed(RuntimeError):
-    """The cell's flow run ended in another state than Completed."""
+class JobRunFailed(RuntimeError):
+    """The job's flow run ended in another state than Completed."""
 
 
-def crashed(cfg, cid: str, run_id: str) -> bool:
-    """The run took the cell's claim, no longer holds it, and the cell wrote no row after it started."""
-    claim = checkpoints.claim_of(cfg, cid)
-    owner = last_owner(claim)
-    if owner.get("run") != run_id or holder(claim) is not None:
-        return False
-    since = owner.get("since", 0)
-    return not any(r["finished_at"].timestamp() >= since for r in Store(cfg.results_dir).attempts(cid))
+IN_FLIGHT = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED]
 
 
-@task(name="dispatch", cache_policy=NO_CACHE, task_run_name="cell {label}")
-def dispatch_task(cfg, parameters: dict, gpus: int, label: str) -> str:
-    """Start the cell's run and wait for it; returns the run's id, raises if it did not complete."""
-    job_variables = dict(cfg.cluster.job_variables)
-    if cfg.cluster.gpu_variable and gpus:
-        job_variables[cfg.cluster.gpu_variable] = gpus
-    run = run_deployment(cfg.cluster.deployment, parameters=parameters, job_variables=job_variables, timeout=0,
-                         as_subflow=True, tags=[f"cell:{parameters['cell_id']}"])
+def run_lock(cfg, run_id) -> Path:
+    return Path(cfg.artifacts_dir) / "runs" / f"{run_id}.lock"
+
+
+def mark_started(cfg) -> None:
+    """A dispatched run's first act: hold its run lock until the process ends (see the module docstring).
+    Runs not started by a deployment (a flow called in-process) hold nothing."""
+    if flow_run.get_id() and deployment.get_id():
+        hold_until_exit(run_lock(cfg, flow_run.get_id()), owner={"run": str(flow_run.get_id())})
+
+
+def lost(cfg, run, client) -> str | None:
+    """Why the not-final run `run` counts as lost, or None while it may still be working."""
+    path = run_lock(cfg, run.id)
+    if last_owner(path).get("run") == str(run.id):
+        if holder(path) is not None:
+            return None
+        state = client.read_flow_run(run.id).state  # a run that just ended freed its lock after its final state
+        return None if state is None or state.is_final() else "its process died: its worker or node was lost"
+    state = run.state
+    if state is not None and state.type in (StateType.PENDING, StateType.RUNNING):
+        waited = (datetime.now(timezone.utc) - state.timestamp).total_seconds()
+        if waited > cfg.cluster.start_timeout_s:
+            return (f"a worker took it {waited:.0f} s ago and it never started (cluster.start_timeout_s "
+                    f"{cfg.cluster.start_timeout_s:g}): its node was lost before the run began")
+    return None
+
+
+def _in_flight(client, tag: str):
+    runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+        tags=FlowRunFilterTags(all_=[tag]), state=FlowRunFilterState(type=FlowRunFilterStateType(any_=IN_FLIGHT))),
+        limit=10)
+    return max(runs, key=lambda r: r.created) if runs else None
+
+
+def _watch(cfg, run_id):
+    """Wait for the run to end or to be lost; its final (or Crashed) state."""
     with get_client(sync_client=True) as client:
         while True:
-            state = client.read_flow_run(run.id).state
-            if state is not None and state.is_final():
-                break
-            if crashed(cfg, parameters["cell_id"], str(run.id)):
-                state = Crashed(message="the cell's worker died (its claim was released without a result)")
-                client.set_flow_run_state(run.id, state, force=True)
-                break
+            run = client.read_flow_run(run_id)
+            if run.state is not None and run.state.is_final():
+                return run.state
+            if why := lost(cfg, run, client):
+                state = Crashed(message=why)
+                client.set_flow_run_state(run_id, state, force=True)
+                return state
             time.sleep(cfg.cluster.poll_s)
-    if not state.is_completed():
-        raise CellRunFailed(f"cell run {run.name} ended {state.name}: {state.message or ''}")
-    return str(run.id)
+
+
+def job_variables(cfg, model) -> dict:
+    """The job variables of a model's runs: the cluster's, the model's over them, its GPU count."""
+    variables = {**cfg.cluster.job_variables, **model.job_variables}
+    if cfg.cluster.gpu_variable and model.gpus:
+        variables[cfg.cluster.gpu_variable] = model.gpus
+    return variables
+
+
+@task(name="dispatch", cache_policy=NO_CACHE, task_run_name="{label}")
+def dispatch_task(cfg, deployment: str, parameters: dict, model: str, tags: list[str], label: str) -> str:
+    """Run one job as a run of `deployment` and wait for it; returns the run's id, raises if it did not
+    complete. `tags[0]` names the job (a run in flight with it is adopted)."""
+    m, variables = cfg.model(model), job_variables(cfg, cfg.model(model))
+    with get_client(sync_client=True) as client:
+        run = _in_flight(client, tags[0])
+    if run is not None:
+        get_run_logger().info("%s: adopting run %s, already %s", label, run.name, run.state.name if run.state else "?")
+    for attempt in range(cfg.cluster.redispatch + 1):
+        if run is None:
+            run = run_deployment(deployment, parameters=parameters, job_variables=variables, timeout=0,
+                                 as_subflow=True, tags=tags, work_queue_name=m.work_queue)
+            kill_point(f"dispatch:{deployment.split('/')[0]}")
+        state = _watch(cfg, run.id)
+        if state.is_completed():
+            return str(run.id)
+        if not state.is_crashed() or attempt == cfg.cluster.redispatch:
+            break
+        get_run_logger().warning("%s: run %s crashed (%s); dispatched again", label, run.name, state.message)
+        run = None
+    raise JobRunFailed(f"run {run.name} ended {state.name}: {state.message or ''}")

@@ -18,7 +18,7 @@ from ftscope.shards import checkpoint_dir
 from ftscope.store import Store
 from ftscope.studies import STUDIES
 from tasks.artifacts import progress_sink
-from tasks.policy import GPU_LIMIT, worth_retrying
+from tasks.policy import LEASE_S, gpu_limit, worth_retrying
 
 
 @task(name="prepare-data", cache_policy=NO_CACHE)
@@ -35,9 +35,10 @@ def base_model_task(cfg, name: str, data) -> tuple[str, str]:
 
 
 @task(name="prepare-model", cache_policy=NO_CACHE, task_run_name="prepare {name}")
-def prepare_model_task(cfg, name: str, base_path: str, data):
-    """The study's preparation of one base model (Study K: mastery scoring)."""
-    with gpu_slots(cfg.model(name).gpus), adding(progress_sink(f"{cfg.study}-prepare-{name}")):
+def prepare_model_task(cfg, name: str, base_path: str, data, hold: bool = True):
+    """The study's preparation of one base model (Study K: mastery scoring). `hold=False`: read a stored
+    preparation (a dispatched run computed it), holding no GPU slots."""
+    with gpu_slots(cfg.model(name) if hold else None), adding(progress_sink(f"{cfg.study}-prepare-{name}")):
         return STUDIES.get(cfg.kind).prepare(cfg, cfg.model(name), base_path, data, Store(cfg.results_dir))
 
 
@@ -50,7 +51,7 @@ def plan_task(cfg, data, bases: dict[str, str]) -> list[PlannedCell]:
       retry_condition_fn=worth_retrying)
 def cell_task(cfg, planned: PlannedCell, ctx: ModelContext, label: str, owner: dict | None = None) -> dict:
     """One cell; a cell that needs GPUs first takes that many slots of the global GPU limit."""
-    with gpu_slots(cfg.model(planned.cell.model).gpus), adding(progress_sink(f"cell-{planned.cid}")):
+    with gpu_slots(cfg.model(planned.cell.model)), adding(progress_sink(f"cell-{planned.cid}")):
         return run_cell(cfg, STUDIES.get(cfg.kind), planned.cell, planned.cid, ctx, Store(cfg.results_dir),
                         planned.parent_id, keep=planned.has_children, owner=owner)
 
@@ -69,10 +70,10 @@ def report_task(cfg) -> tuple[str, str]:
 
 
 @contextmanager
-def gpu_slots(n: int):
-    """Hold `n` slots of the global GPU limit (nothing to hold on the CPU)."""
-    if not n:
+def gpu_slots(model):
+    """Hold the model's GPUs in its GPU limit (nothing to hold on the CPU): waits while the limit is full."""
+    if model is None or not model.gpus:
         yield
         return
-    with concurrency(GPU_LIMIT, occupy=n, strict=True):
+    with concurrency(gpu_limit(model), occupy=model.gpus, strict=True, lease_duration=LEASE_S):
         yield

@@ -1,8 +1,9 @@
-"""ftscope on a one-node cluster made of real parts: PostgreSQL, `prefect server start` on loopback, a
-process work pool and worker, the deployments of prefect.yaml. A study submitted in cluster mode runs
-every cell as its own flow run; a worker killed (SIGKILL) in the middle of a cell is noticed, and
-`ftscope retry` completes the store with no duplicate or partial rows. A local run against the same
-server leaves its progress and table artifacts on its flow run."""
+"""ftscope on a one-node cluster made of real parts: PostgreSQL, `prefect server start` on loopback,
+process work pools and workers (each its own process group: a "node" that a SIGKILL of the group loses),
+the deployments of prefect.yaml. The README's runbook runs as written; a sweep survives a node lost before
+its job took any claim and, separately, the loss of the node hosting its study flow, with no human step,
+and ends with every cell done once. A local run against the same server leaves its progress and table
+artifacts on its flow run."""
 
 import os
 import re
@@ -12,9 +13,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from servers import gone
 
-from ftscope.locks import holder
 from ftscope.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,13 +71,61 @@ def _wait_final(server, run_id, timeout=900):
 
 
 
-def _worker(server, tmp_path, n, kill_at: str | None = None):
-    env = {**server["env"], "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_LOGGING_EXTRA_LOGGERS": "ftscope"}
+def _worker(server, tmp_path, name, kill_at: str | None = None, queues: tuple[str, ...] = ()):
+    """A process worker as one node: its own process group (SIGKILL of the group = the node is lost)."""
+    env = {**server["env"], "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_LOGGING_EXTRA_LOGGERS": "ftscope",
+           "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}
     if kill_at:
         env["FTSCOPE_KILL_AT"] = kill_at
-    log = open(tmp_path / f"worker{n}.log", "w")
-    return subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "ftscope", "--type", "process"],
-                            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log = open(tmp_path / f"worker-{name}.log", "w")
+    cmd = [str(BIN / "prefect"), "worker", "start", "--pool", "ftscope", "--type", "process", "--name", name]
+    for q in queues:
+        cmd += ["--work-queue", q]
+    return subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _kill(*procs):
+    """Lose the nodes: each worker and every process it started (flow runs run in sessions of their own)."""
+    from ftscope.faults import descendants
+
+    for proc in procs:
+        for pid in [proc.pid, *descendants(proc.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # gone already
+                pass
+        proc.wait()
+
+
+def _cluster_config(smoke_config, tmp_path, name, **over) -> Path:
+    """configs/smoke-cluster.yaml's settings over the session's smoke config (its cache: no pretraining)."""
+    cluster = yaml.safe_load((ROOT / "configs/smoke-cluster.yaml").read_text())
+    fields = {k: v for k, v in cluster.items() if k not in ("extends", "study", "results_dir")}
+    return _config(smoke_config, tmp_path, name, **{**fields, **over})
+
+
+def _deploy(env):
+    _sh([str(BIN / "prefect"), "--no-prompt", "work-pool", "create", "ftscope", "--type", "process", "--overwrite"], env)
+    _sh([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env)
+
+
+def _follow(server, run_id: str):
+    """The study run's state once it has ended, through the server's resumptions (ftscope's own wait)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.cluster import wait
+
+    with temporary_settings({PREFECT_API_URL: server["url"]}):
+        return wait(run_id, poll_s=1, resume_s=240)
+
+
+def _once_each(store, n: int):
+    plan, latest = store.read("plan").to_pylist(), store.latest_cells()
+    assert len(plan) == n and all(latest[r["cell_id"]]["status"] == "done" for r in plan)
+    keys = [(r["cell_id"], r["domain"], r["slice"], r["metric"], r["prompt_map"], r["shots"])
+            for r in store.read("metrics").to_pylist()]
+    assert len(keys) == len(set(keys)) and {k[0] for k in keys} == {r["cell_id"] for r in plan}  # no duplicate rows
+    return plan
 
 
 def test_a_local_run_leaves_progress_table_and_summary_artifacts(prefect_server, smoke_config, smoke_base, tmp_path):
@@ -99,65 +146,75 @@ def test_a_local_run_leaves_progress_table_and_summary_artifacts(prefect_server,
     assert f"/flow-runs/flow-run/{run.id}" in status  # the run's Prefect link
 
 
-def test_cluster_sweep_survives_a_killed_worker(prefect_server, smoke_config, smoke_base, tmp_path):
-    env = prefect_server["env"]
-    _sh([str(BIN / "prefect"), "--no-prompt", "work-pool", "create", "ftscope", "--type", "process", "--overwrite"], env)
-    _sh([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env)
-    with _client(prefect_server) as c:
-        assert {d.name for d in c.read_deployments()} >= {"study", "cell"}
-    worker = _worker(prefect_server, tmp_path, 1)
+def test_the_readme_runbook_runs(prefect_server, smoke_config, smoke_base, tmp_path):
+    """The README's cluster runbook, block as written: pool, deployments, a worker, `submit --wait`, `status`.
+    The smoke-cluster study's 8 cells (SFT + restoration) are 4 jobs and a preparation."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- runbook -->", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    path = _cluster_config(smoke_config, tmp_path, "runbook-smoke")
+    env = {**prefect_server["env"], "config": str(path), "results": str(tmp_path / "results"), "TMPDIR": str(tmp_path),
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # as in an activated virtual environment
+    script = subprocess.Popen(["bash", "-euo", "pipefail", "-c", block], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        cluster = {"dispatch": "deployments", "workers": 4, "cluster": {"poll_s": 1}}
-        path = _config(smoke_config, tmp_path, "cluster-smoke", **cluster)
+        out, _ = script.communicate(timeout=900)
+    finally:
+        _kill(script)  # and the worker it left running, as a node would
+    log = tmp_path / "ftscope-worker.log"
+    assert script.returncode == 0, out[-4000:] + (log.read_text()[-4000:] if log.exists() else "")
+    assert "runbook-smoke: Completed" in out and "8 done, 0 failed, 0 missing" in out
+    plan = _once_each(Store(str(tmp_path / "results")), 8)
+    jobs = [r for r in _flow_runs(prefect_server, "cell") if any(t == f"cell:{plan[0]['cell_id']}" for t in r.tags)
+            or set(r.tags) & {f"cell:{p['cell_id']}" for p in plan}]
+    assert len(jobs) == 4 and all(len([t for t in r.tags if t.startswith("cell:")]) == 2 for r in jobs)
+    assert any(r.name.startswith("prepare sandbox-tiny") for r in _flow_runs(prefect_server, "prepare"))
+
+
+def test_a_sweep_survives_a_node_lost_before_its_claim_and_the_node_of_its_study(prefect_server, smoke_config,
+                                                                                 smoke_base, tmp_path):
+    env = prefect_server["env"]
+    _deploy(env)
+    over = {"grid": {"levels": [0, 4], "sample_counts": [8, 16], "methods": ["sft"]},
+            "cluster": {"poll_s": 1, "start_timeout_s": 60, "lost_after_s": 60}}  # room for slow starts
+    path = _cluster_config(smoke_config, tmp_path, "lost-nodes", **over)
+    store = Store(str(tmp_path / "results"))
+    # A. the node of the first cell jobs dies as soon as their processes start, before any claim
+    study_node = _worker(prefect_server, tmp_path, "studies-a", queues=("studies",))
+    bad = _worker(prefect_server, tmp_path, "bad", kill_at="cell:start:worker", queues=("default",))
+    workers = [study_node, bad]
+    try:
         out = _sh([str(BIN / "ftscope"), "submit", str(path)], env)
         run_id = re.search(r"flow-run/([0-9a-f-]+)", out).group(1)
-        assert _wait_final(prefect_server, run_id).is_completed()
-        store = Store(str(tmp_path / "results"))
-        plan = store.read("plan").to_pylist()
-        assert len(plan) == 4 and all(r["status"] == "done" for r in store.latest_cells().values())
-        assert len(store.latest_cells()) == 4 and set(store.read("metrics")["cell_id"].to_pylist()) == \
-            {r["cell_id"] for r in plan}
-        cell_runs = [r for r in _flow_runs(prefect_server, "cell")]
-        assert sorted(t for r in cell_runs for t in r.tags if t.startswith("cell:")) == \
-            sorted(f"cell:{r['cell_id']}" for r in plan)  # one flow run per cell
+        assert bad.wait(timeout=600) == -signal.SIGKILL
+        workers.append(_worker(prefect_server, tmp_path, "good", queues=("default",)))  # the nodes left
+        assert _follow(prefect_server, run_id).is_completed()
+        _once_each(store, 4)
+        lost = [r for r in _flow_runs(prefect_server, "cell") if r.state.name == "Crashed"
+                and set(r.tags) & {f"cell:{p['cell_id']}" for p in store.read("plan").to_pylist()}]
+        assert lost and any("never started" in (r.state.message or "") for r in lost), [r.state for r in lost]
 
-        # more cells, and the worker dies (SIGKILL: the worker and every run it started, as a lost node)
-        # at the end of the first training epoch of a new cell
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
-        worker = _worker(prefect_server, tmp_path, 2, kill_at="train:worker")
-        path = _config(smoke_config, tmp_path, "cluster-smoke", grid={"levels": [0, 4], "sample_counts": [8, 16, 12],
-                                                                      "methods": ["sft"]}, **cluster)
-        _sh([str(BIN / "ftscope"), "submit", str(path)], env)
-        assert worker.wait(timeout=600) == -signal.SIGKILL
-        claims = tmp_path / "artifacts" / "claims"
-        killed = max(claims.glob("*.lock"), key=lambda f: f.stat().st_mtime).stem  # the cell that was running
-        # the worker dies first, then the cell process that killed it: wait for that one to be gone
-        if (owner := holder(claims / f"{killed}.lock")) is not None:
-            assert gone(owner["pid"], timeout_s=60), f"the claim's owner {owner} is still alive"
-        assert holder(claims / f"{killed}.lock") is None  # the kernel released the dead owner's claim
-        assert store.latest_cells().get(killed) is None  # it wrote nothing final
-        worker = _worker(prefect_server, tmp_path, 3)
-        out = _sh([str(BIN / "ftscope"), "retry", str(tmp_path / "results")], env)
-        assert "re-submitted" in out
-        assert _wait_final(prefect_server, re.search(r"flow-run/([0-9a-f-]+)", out).group(1)).is_completed()
-
-        plan = store.read("plan").to_pylist()
-        latest = store.latest_cells()
-        assert len(plan) == 6 and all(latest[r["cell_id"]]["status"] == "done" for r in plan)
-        metrics = store.read("metrics").to_pylist()
-        keys = [(r["cell_id"], r["domain"], r["slice"]) for r in metrics]
-        assert len(keys) == len(set(keys)) and {k[0] for k in keys} == {r["cell_id"] for r in plan}
-        assert not list((tmp_path / "results" / ".staging").glob("*"))  # no partial file left behind
-        crashed = [r for r in _flow_runs(prefect_server, "cell") if f"cell:{killed}" in r.tags]
-        assert any(r.state.name == "Crashed" for r in crashed) and any(r.state.is_completed() for r in crashed)
+        # B. the node hosting the study flow dies right after the study dispatched a job
+        _kill(study_node)
+        workers.append(_worker(prefect_server, tmp_path, "studies-b", kill_at="dispatch:cell:worker",
+                               queues=("studies",)))
+        path = _cluster_config(smoke_config, tmp_path, "lost-nodes", **{
+            **over, "grid": {**over["grid"], "sample_counts": [8, 16, 12]}})
+        out = _sh([str(BIN / "ftscope"), "submit", str(path)], env)
+        run_id = re.search(r"flow-run/([0-9a-f-]+)", out).group(1)
+        assert workers[-1].wait(timeout=600) == -signal.SIGKILL
+        workers.append(_worker(prefect_server, tmp_path, "studies-c", queues=("studies",)))  # another live node
+        state = _follow(prefect_server, run_id)  # no human: the server crashes and resumes the same run
+        assert state.is_completed(), state
+        with _client(prefect_server) as c:
+            assert c.read_flow_run(run_id).run_count == 2
+        _once_each(store, 6)
         status = _sh([str(BIN / "ftscope"), "status", str(tmp_path / "results")], env)
         assert "6 done, 0 failed, 0 missing" in status
+        out = _sh([str(BIN / "ftscope"), "retry", str(tmp_path / "results")], env)  # nothing left: a quick no-op
+        assert "0 cells missing or failed" in out
+        assert _wait_final(prefect_server, re.search(r"flow-run/([0-9a-f-]+)", out).group(1)).is_completed()
     finally:
-        try:
-            os.killpg(worker.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill(*workers)
 
 
 def test_the_server_answers_the_calls_its_ui_makes(prefect_server):

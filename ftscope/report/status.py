@@ -49,4 +49,18 @@ def status_table(store: Store, study: str | None = None, claims: Path | None = N
         live = f"  [prefect: {run.state.name}]" if run is not None and run.state is not None else ""
         lines.append(f"{state:<8}{row['cell_id']}  {row['label']}{'  ' + details if details else ''}{live}")
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: STATES.index(kv[0])))
+    if not lines:
+        summary = "no plan yet: " + preparing(claims)
     return "\n".join(lines + [summary]), counts
+
+
+def preparing(claims: Path | None) -> str:
+    """What a study does before its plan exists: data, base models, then each model's preparation (Study K:
+    mastery), with the progress a running preparation reports."""
+    running = []
+    for claim in sorted(claims.glob("mastery-*.lock")) if claims is not None and claims.is_dir() else []:
+        if (owner := holder(claim)) is not None:
+            running.append(f"{claim.stem[len('mastery-'):].rsplit('-', 1)[0]} on {owner.get('host')}"
+                           + (f", {p}" if (p := read_progress(claim)) else ""))
+    return ("preparing (mastery: " + "; ".join(running) + ")") if running else \
+        "preparing (data, base models, mastery), or not started"

@@ -119,7 +119,7 @@ def _score_once(cfg, model, base_path: str, data: StudyData, store, fp: str, key
     if not store.exists("mastery", key):
         ds = the_dataset(data)
         tok = load_tokenizer(base_path, model.trust_remote_code)
-        with hold_gpus(model.gpus) as gpus:
+        with hold_gpus(model.gpus, what=f"mastery of {model.name}") as gpus:
             engine = open_engine(cfg, model, base_path, gpus)
             progress = Progress(f"mastery of {model.name}", sinks=tuple(filter(None, [
                 file_sink(progress_file(claim)), terminal_sink()])))
@@ -172,6 +172,7 @@ class Knowledge(Study):
     mastery R of every item under each base model. Evaluation: accuracy per domain and test mastery level,
     token-level KL, parameter change."""
     kind, title, sections, report = "k", "Study K: knowledge", SECTIONS, REPORT
+    prepares_on_gpus = True  # mastery samples 21 x 10 answers per item
 
     def load_data(self, cfg) -> StudyData:
         spec = dataset_spec(cfg)

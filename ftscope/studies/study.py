@@ -67,6 +67,7 @@ class Study:
     title: str = ""
     sections: dict[str, type[BaseModel]] = {}  # its config sections, by name
     report: StudyReport = StudyReport()
+    prepares_on_gpus: bool = False  # its preparation runs the model (on a cluster: a job with the model's GPUs)
 
     def load_data(self, cfg):
         """config -> StudyData (cached by fingerprint)."""
