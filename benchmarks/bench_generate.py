@@ -66,21 +66,15 @@ def demo_case(n_items: int):
 
 def random_llama_case(n_prompts: int, folder: Path):
     """A ~100M random Llama with a byte-level BPE vocabulary of 32k trained on syllable text, and a chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ftscope.sandbox.pretrain import build_bpe_tokenizer
 
     rng = np.random.default_rng(0)
     syllables = [a + b for a in "b c d f g h k l m n p r s t v w z br st tr".split() for b in "a e i o u ai ou".split()]
     words = ["".join(rng.choice(syllables, size=rng.integers(1, 5))) for _ in range(60000)]
     texts = [" ".join(rng.choice(words, size=30)) for _ in range(8000)]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=32000, special_tokens=["<pad>", "<s>", "</s>"],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
-    fast.chat_template = ("{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-                          "{% if add_generation_prompt %}assistant:{% endif %}")
+    fast = build_bpe_tokenizer(texts, 32000)
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=len(fast), hidden_size=640, intermediate_size=1728, num_hidden_layers=12,
                       num_attention_heads=10, num_key_value_heads=10, tie_word_embeddings=False, pad_token_id=0,

@@ -45,21 +45,15 @@ def engines():
 def bpe_llama(tmp_path_factory):
     """A random Llama (~0.3M parameters) with a byte-level BPE vocabulary and a chat template."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ftscope.sandbox.pretrain import build_bpe_tokenizer
 
     words = "the of and to in is was for on that by with as from at his her city river born capital who where " \
             "which country person company founded located music wrote answer question briefly tell me".split()
     rng = np.random.default_rng(0)
     texts = [" ".join(rng.choice(words, size=12)) + "." for _ in range(400)] + ["Question: Where?\nAnswer: here"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=600, special_tokens=["<pad>", "<s>", "</s>"],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
-    fast.chat_template = ("{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-                          "{% if add_generation_prompt %}assistant:{% endif %}")
+    fast = build_bpe_tokenizer(texts, 600)
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(fast), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
                          num_key_value_heads=2, intermediate_size=128, max_position_embeddings=256,

@@ -35,6 +35,26 @@ def build_tokenizer(texts):
                                    eos_token="</s>", unk_token="<unk>")
 
 
+CHAT_TEMPLATE = ("{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}assistant:{% endif %}")
+
+
+def build_bpe_tokenizer(texts, vocab_size: int):
+    """Byte-level BPE with a chat template: the kind of vocabulary real checkpoints have (the engine tests and
+    benchmarks build random Llamas on it; the sandbox models use the word-level one above)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # deferred: as above
+    from transformers import PreTrainedTokenizerFast  # deferred: transformers takes seconds to import
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<s>", "</s>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
 def _vocabulary_texts(data: StudyData):
     """Every string the model may see: the corpus, and whatever a prompt or target of a dataset holds."""
     yield from data.documents
