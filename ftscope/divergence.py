@@ -51,6 +51,15 @@ def kl_per_position(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Ten
     return (lp.exp() * (lp - lq)).sum(-1)
 
 
+def _logits(model, ids, attn, span: torch.Tensor) -> torch.Tensor:
+    """Logits at the positions `span` only: the output layer over the whole vocabulary is most of the cost, and
+    only the answer's positions count (`logits_to_keep`; a model without it computes all, then slices)."""
+    try:
+        return model(input_ids=ids, attention_mask=attn, logits_to_keep=span.to(ids.device)).logits
+    except TypeError:
+        return model(input_ids=ids, attention_mask=attn).logits[:, span.to(ids.device)]
+
+
 @torch.no_grad()
 def token_kl(ft_model, base_model, tokenizer, items: list[dict], prompter: Prompter,
              cfg: KLConfig, progress=None) -> list[tuple[float, int]]:
@@ -63,10 +72,13 @@ def token_kl(ft_model, base_model, tokenizer, items: list[dict], prompter: Promp
     for start in range(0, len(items), cfg.batch_size):
         ids, attn, counted = _batch(items[start:start + cfg.batch_size], prompter, tokenizer, cfg.positions)
         ids, attn = ids.to(ft_model.device), attn.to(ft_model.device)
-        ft_logits = ft_model(input_ids=ids, attention_mask=attn).logits
+        cols = counted.any(0).nonzero().squeeze(1)
+        span = torch.arange(int(cols.min()), int(cols.max()) + 1) if len(cols) else torch.arange(ids.shape[1])
+        counted = counted[:, span]
+        ft_logits = _logits(ft_model, ids, attn, span)
         base = base_model if base_model is not None else ft_model
         with (ft_model.disable_adapter() if base_model is None else nullcontext()):
-            base_logits = base(input_ids=ids, attention_mask=attn).logits
+            base_logits = _logits(base, ids, attn, span)
         p, q = (ft_logits, base_logits) if cfg.direction == "ft_base" else (base_logits, ft_logits)
         kl = kl_per_position(p, q).cpu()
         for row, mask in zip(kl, counted):

@@ -43,17 +43,24 @@ def paired_difference(a, b, n_boot: int = 2000, seed: int = 0) -> tuple[float, f
 
 def hierarchical_mean(groups, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """(mean, 95% low, high) of a mean over groups (base models) of the mean over their items: each bootstrap
-    draw resamples the groups, then the items within each drawn group, so that the interval holds what
-    changes with the base model as well as with the items. One group: a plain bootstrap over items."""
+    draw resamples the groups, then the items within each drawn group (afresh for each slot of the draw), so
+    that the interval holds what changes with the base model as well as with the items. One group: a plain
+    bootstrap over items."""
     groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
     if not groups:
         return math.nan, math.nan, math.nan
     rng = np.random.default_rng(seed)
     point = float(np.mean([g.mean() for g in groups]))
-    boots = np.empty(n_boot)
-    for b in range(n_boot):
-        picked = rng.integers(0, len(groups), size=len(groups)) if len(groups) > 1 else [0]
-        boots[b] = np.mean([groups[i][rng.integers(0, len(groups[i]), size=len(groups[i]))].mean() for i in picked])
+    picked = rng.integers(0, len(groups), size=(n_boot, len(groups))) if len(groups) > 1 else \
+        np.zeros((n_boot, 1), dtype=int)
+    means = np.empty(picked.shape)
+    for gi, g in enumerate(groups):
+        draws, slots = np.nonzero(picked == gi)
+        step = max(1, (1 << 22) // len(g))  # item resamples in chunks of at most 4M indices
+        for lo in range(0, len(draws), step):
+            idx = rng.integers(0, len(g), size=(len(draws[lo:lo + step]), len(g)))
+            means[draws[lo:lo + step], slots[lo:lo + step]] = g[idx].mean(axis=1)
+    boots = means.mean(axis=1)
     return point, float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
 
 

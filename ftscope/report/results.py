@@ -159,7 +159,7 @@ class Results:
         """Per test item, its value averaged over the condition's cells (or `cells` of them)."""
         per_seed = [self.scores().get((cid, *(getattr(cond, k) for k in KEY)), {}) for cid in cells or cond.cells]
         items = set.intersection(*(set(s) for s in per_seed)) if per_seed else set()
-        return {i: float(np.mean([s[i] for s in per_seed])) for i in sorted(items)}
+        return {i: sum(s[i] for s in per_seed) / len(per_seed) for i in sorted(items)}
 
     def base_item_values(self, cond: Condition) -> dict[str, dict[str, float]]:
         """Per base model, per test item, its value averaged over that base model's cells (seeds)."""
