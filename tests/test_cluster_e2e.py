@@ -84,15 +84,30 @@ def _worker(server, tmp_path, name, kill_at: str | None = None, queues: tuple[st
     return subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
 def _kill(*procs):
-    """Lose the nodes: each worker and every process it started (flow runs run in sessions of their own)."""
+    """Lose the nodes: each one's process group (a worker a script left in the background too) and every process
+    it started (flow runs run in sessions of their own)."""
     from ftscope.faults import descendants
 
     for proc in procs:
-        for pid in [proc.pid, *descendants(proc.pid)]:
+        group = [pid for pid in (int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit())
+                 if _pgid(pid) == proc.pid]
+        doomed = [child for pid in group for child in descendants(pid)]
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the whole group is gone already
+            pass
+        for pid in doomed:
             try:
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:  # gone already
+            except ProcessLookupError:
                 pass
         proc.wait()
 

@@ -62,3 +62,11 @@ def save(fig, out_dir: Path, name: str) -> Path:
     fig.savefig(folder / f"{name}.svg", metadata={"Date": None})
     _plt().close(fig)
     return folder / f"{name}.png"
+
+
+def count_ticks(ax, counts) -> None:
+    """x ticks at exactly the grid's sample counts on a log axis (matplotlib's minor labels would overlap them)."""
+    from matplotlib.ticker import NullLocator  # deferred: as above
+
+    ax.set_xticks(counts, [str(n) for n in counts])
+    ax.xaxis.set_minor_locator(NullLocator())

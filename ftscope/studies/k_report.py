@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftscope.report.figures import COLORS, legend, line, panels, reference, save
+from ftscope.report.figures import COLORS, count_ticks, legend, line, panels, reference, save
 from ftscope.report.page import Section
 from ftscope.report.results import KL, Results, compare
 from ftscope.stats import bootstrap_mean
@@ -189,7 +189,7 @@ def accuracy_figure(results: Results, out: Path) -> Section | None:
                          "seed sd %": 0.0})
         ax.set(title=f"{'in' if domain == 'id' else 'out of'} domain (test)", xlabel="training samples",
                ylabel="accuracy (%)", xscale="log")
-        ax.set_xticks(counts, [str(n) for n in counts])
+        count_ticks(ax, counts)
     legend(axes[0], fontsize=7)
     return Section("Accuracy vs sample count, by mastery of the training data",
                    "Full SFT; error bars and the base model's band are 95% intervals (Wilson, or a bootstrap over test "
@@ -214,7 +214,7 @@ def accuracy_by_test_level_figure(results: Results, out: Path) -> Section | None
         if b:
             reference(ax, _pct(b.value), _pct(b.lo), _pct(b.hi), "base")
         ax.set(title=f"test facts at {tl.replace('=', ' ')}", xlabel="n", xscale="log", ylim=(-5, 105))
-        ax.set_xticks(counts, [str(n) for n in counts])
+        count_ticks(ax, counts)
     axes[0].set_ylabel("ID accuracy (%)")
     legend(axes[0], fontsize=6)
     return Section("Accuracy by the test facts' mastery level",
@@ -236,7 +236,7 @@ def kl_figure(results: Results, out: Path) -> Section | None:
                  for n, c in sorted(pts.items())]
     axes[0].set(xlabel="training samples", ylabel="KL(p_ft || p_base) per answer token", xscale="log",
                 title="token-level KL to the base model (ID test)")
-    axes[0].set_xticks(counts, [str(n) for n in counts])
+    count_ticks(axes[0], counts)
     legend(axes[0], fontsize=7)
     return Section("Token-level KL vs sample count", "Mean over answer tokens, then over test items; 95% bootstrap "
                    "intervals over items.", save(fig, out, "k_kl"), rows)
