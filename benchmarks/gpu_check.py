@@ -192,7 +192,8 @@ class Check:
         if (why := vllm_engine.problem()) is None:
             model.to("cpu")
             engine = vllm_engine.VLLMEngine(str(self.work / "sft"), _Entry, [0] if self.device == "cuda" else None,
-                                            vllm_engine.VLLMOptions(kv_cache_gib=0.5 if self.device == "cpu" else None))
+                                            vllm_engine.VLLMOptions(kv_cache_gib=0.5 if self.device == "cpu" else None,
+                                                                      enforce_eager=self.dry))  # no compile at toy size
             engine.generate(prompts[:4], **kw)
             t0 = time.perf_counter()
             engine.generate(prompts, **kw)
