@@ -1,11 +1,12 @@
 """Bitwise-reproducible CPU results where the platform allows. What makes CPU results differ between
 machines of one kind is the instruction set the kernels are compiled for: ATen picks AVX-512 kernels on a CPU
 that has them and AVX2 ones elsewhere, and their float results differ in the last bits (measured: one
-fine-tuning run gives other weights under each; the thread count, 1 or 2, changed nothing). A study with
-`reproducible: true` pins every kernel library to AVX2, which all x86-64 machines of this kind have: ATen
-(ATEN_CPU_CAPABILITY), MKL's conditional numerical reproducibility (MKL_CBWR) and oneDNN (ONEDNN_MAX_CPU_ISA),
-and turns on torch's deterministic algorithms. The variables must be set before torch is imported:
-`ftscope run` and `validate` read the config first and set them (a variable the user set is kept)."""
+fine-tuning run gives other weights under each). On one machine MKL's results also moved with the thread
+count. A study with `reproducible: true` pins every kernel library to AVX2, which all x86-64 machines of this
+kind have: ATen (ATEN_CPU_CAPABILITY), MKL's conditional numerical reproducibility in its strict mode, whatever
+the thread count (MKL_CBWR), and oneDNN (ONEDNN_MAX_CPU_ISA), and turns on torch's deterministic algorithms.
+The variables must be set before torch is imported: `ftscope run` and `validate` read the config first and set
+them (a variable the user set is kept)."""
 
 import logging
 import os
@@ -24,7 +25,9 @@ def pinned_env() -> dict[str, str]:
     """The variables that pin the kernels: AVX2 on a CPU that has it (else the portable default path)."""
     if not _has_avx2():
         return {"ATEN_CPU_CAPABILITY": "default"}
-    return {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    # STRICT: MKL's results also independent of the thread count (without it, 1 and 2 threads gave other weights on
+    # a Xeon with AVX-512 FP16; on the machine this was first measured on they agreed)
+    return {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
 def pin_before_torch(wanted: bool) -> None:

@@ -137,13 +137,13 @@ class Store:
         return sorted(i.path for i in info if i.path.endswith(".parquet") and not i.base_name.startswith("."))
 
     def state(self) -> str:
-        """A fingerprint of the results the store holds (every file's name, size and time, from a listing; the
-        `runs` records aside): it changes whenever a writer adds or replaces one, so a saved report knows when
-        it is stale."""
+        """A fingerprint of the results the store holds (every file's name within the store, size and time, from
+        a listing; the `runs` records aside): it changes whenever a writer adds or replaces one, so a saved report
+        knows when it is stale, and stays when the whole store is moved or copied with its times."""
         blob = []
         for table in (t for t in SCHEMAS if t != "runs"):
             info = self.fs.get_file_info(pafs.FileSelector(self._dir(table), allow_not_found=True))
-            blob += sorted(f"{i.path}:{i.size}:{i.mtime_ns}" for i in info if i.path.endswith(".parquet"))
+            blob += sorted(f"{table}/{i.base_name}:{i.size}:{i.mtime_ns}" for i in info if i.path.endswith(".parquet"))
         return hashlib.sha256("\n".join(blob).encode()).hexdigest()[:16]
 
     def keys(self, table: str) -> list[str]:

@@ -104,6 +104,32 @@ def smoke_g_base(smoke_g_config):
 
 
 @pytest.fixture(scope="session")
+def smoke_done(smoke_config, smoke_base, prefect_harness, tmp_path_factory):
+    """A factory: `smoke_done(dir)` copies a store where the smoke study ran to the end (it runs once per
+    session) into dir/results and returns the path of a config that points there."""
+    import shutil
+
+    import yaml
+
+    from flows.study import study
+
+    def config_for(root: Path) -> str:
+        raw = yaml.safe_load(Path(smoke_config).read_text())
+        raw.update(results_dir=str(root / "results"), artifacts_dir=str(root / "artifacts"))
+        (root / "smoke.yaml").write_text(yaml.safe_dump(raw))
+        return str(root / "smoke.yaml")
+
+    done = tmp_path_factory.mktemp("smoke-done")
+    shutil.copytree(Path(smoke_base[0].results_dir) / "mastery", done / "results" / "mastery")
+    assert study(config_path=config_for(done), return_state=True).is_completed()
+
+    def copy(root: Path) -> str:
+        shutil.copytree(done / "results", root / "results")
+        return config_for(root)
+    return copy
+
+
+@pytest.fixture(scope="session")
 def methods_store(smoke_config, smoke_base, prefect_harness, tmp_path_factory):
     """A store written by the smoke study with every Study K method (configs/smoke-methods.yaml)."""
     from pathlib import Path

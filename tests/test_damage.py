@@ -3,8 +3,6 @@ says "running" after its process died, a killed pretraining's leftover, a cached
 
 import contextlib
 import io
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -29,21 +27,8 @@ def _cli(*argv) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
-def _smoke_copy(smoke_config, smoke_base, tmp_path) -> str:
-    """The smoke study into a new results directory, with the session's mastery scores copied in."""
-    cfg = smoke_base[0]
-    raw = yaml.safe_load(open(smoke_config))
-    raw.update(results_dir=str(tmp_path / "results"), artifacts_dir=str(tmp_path / "artifacts"))
-    shutil.copytree(os.path.join(cfg.results_dir, "mastery"), tmp_path / "results" / "mastery")
-    path = tmp_path / "smoke.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return str(path)
-
-
-def test_a_truncated_store_file_is_named_moved_aside_and_its_cell_redone(smoke_config, smoke_base, prefect_harness,
-                                                                         tmp_path):
-    path = _smoke_copy(smoke_config, smoke_base, tmp_path)
-    assert study(config_path=path, return_state=True).is_completed()
+def test_a_truncated_store_file_is_named_moved_aside_and_its_cell_redone(smoke_done, prefect_harness, tmp_path):
+    path = smoke_done(tmp_path)  # a store the smoke study ran to the end in
     results = str(tmp_path / "results")
     store = Store(results)
     victim = sorted(store.done_cells())[1]

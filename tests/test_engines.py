@@ -116,6 +116,28 @@ def test_greedy_answers_are_the_same_with_a_bpe_vocabulary_and_chat_prompts(engi
 
 
 @needs_vllm
+def test_seeded_sampling_of_longer_prompts_than_one_step_holds(engines, bpe_llama):
+    """400 seeded samples of 20-60-token chat prompts: more prompt tokens than vLLM schedules in one step, so
+    some prompt is split over two steps (chunked prefill), which on the CPU fails for a seeded request ('CPU
+    Generator does not use offset') unless the engine turns chunking off there. The answers are the same in
+    any order of the prompts."""
+    hf, vl, tok = engines(bpe_llama)
+    from ftscope.datasets import get
+    from ftscope.generation import prompt_seed
+    from ftscope.prompts import PromptConfig
+
+    prompter = Prompter(get("sandbox-k"), PromptConfig(style="chat"), tok)
+    prompts = [encode(tok, prompter.text({"question": f"Which city was person {i} born in, and who founded it?",
+                                          "answers": ["x"]}), "chat") for i in range(40)]
+    assert sum(len(p) for p in prompts) * 10 > 8192
+    seeds = [prompt_seed(0, i) for i in range(len(prompts))]
+    kw = dict(max_new_tokens=8, num_samples=10, temperature=0.7)
+    out = vl.generate(prompts, seeds=seeds, **kw)
+    assert len(out) == 40 and all(len(o) == 10 for o in out)
+    assert vl.generate(prompts[::-1], seeds=seeds[::-1], **kw) == out[::-1]
+
+
+@needs_vllm
 def test_sampled_mastery_follows_the_same_distribution(engines, smoke_base, k_items):
     """Per-item hit counts of mastery scoring (21 phrasings x 10 samples at T 0.7) from both engines: a
     chi-square test of the two histograms does not tell them apart, the paired mean R agrees within its

@@ -79,20 +79,18 @@ def _probe(tmp_path, name: str, threads: int, env: dict) -> dict:
 
 
 def test_pinned_kernels_give_the_same_numbers_whatever_the_threads_and_the_isa_torch_would_pick(tmp_path):
-    """Under the pins of `reproducible: true` (ATen, MKL and oneDNN at AVX2), one and two threads give the same
-    pretrained weights and mastery scores bitwise, as does forcing ATen's AVX2 kernels by hand. Without the
-    pins, a machine whose best kernels are another instruction set (AVX-512 here) computes other weights: the
-    difference the pins remove between machines of one kind."""
+    """Under the pins of `reproducible: true` (ATen, MKL in its strict mode and oneDNN at AVX2), one and two
+    threads give the same pretrained weights and mastery scores bitwise. Without the pins, a machine whose best
+    kernels are another instruction set (AVX-512 here) computes other weights: the difference the pins remove
+    between machines of one kind. (Pinning ATen alone was enough on the first machine this was measured on,
+    not on a Xeon with AVX-512 FP16, where MKL without STRICT also gave other weights at 1 and 2 threads.)"""
     from ftscope.reproducible import pinned_env
 
     pins = pinned_env()
     one = _probe(tmp_path, "one", 1, pins)
     two = _probe(tmp_path, "two", 2, pins)
-    forced = _probe(tmp_path, "forced", 2, {"ATEN_CPU_CAPABILITY": pins["ATEN_CPU_CAPABILITY"]})
     native = _probe(tmp_path, "native", 2, {})
     assert one["threads"] == 1 and two["threads"] == 2
-    assert one["weights"] == two["weights"] == forced["weights"] and one["mastery"] == two["mastery"]
+    assert one["weights"] == two["weights"] and one["mastery"] == two["mastery"]
     if native["isa"].lower() != pins["ATEN_CPU_CAPABILITY"]:
         assert native["weights"] != one["weights"], "the ISA no longer matters: update ftscope/reproducible.py"
-    else:
-        assert native["weights"] == one["weights"]

@@ -60,6 +60,11 @@ class VLLMEngine:
         memory = {"kv_cache_memory_bytes": int((options.kv_cache_gib or 1) * 2**30)} if not gpus or options.kv_cache_gib \
             else {"gpu_memory_utilization": options.gpu_memory_utilization}
         tp = max(1, len(gpus or []))
+        # vLLM-CPU: a seeded request whose prompt is split over two scheduler steps (chunked prefill) fails ('CPU
+        # Generator does not use offset': the runner rewinds the request's generator, which only CUDA's has), so
+        # there every prompt is prefilled in one step
+        from vllm.platforms import current_platform  # deferred: as above
+        chunking = {"enable_chunked_prefill": False} if current_platform.is_cpu() else {}
         in_process = options.in_process if options.in_process is not None else tp == 1
         with _SPAWN:
             before = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -70,7 +75,8 @@ class VLLMEngine:
                 self.llm = LLM(model=path, tokenizer=path, dtype=model_cfg.dtype, seed=0,
                                trust_remote_code=model_cfg.trust_remote_code, tensor_parallel_size=tp,
                                max_model_len=options.max_model_len, enforce_eager=options.enforce_eager,
-                               **({"distributed_executor_backend": "uni"} if in_process else {}), **memory)
+                               **({"distributed_executor_backend": "uni"} if in_process else {}), **memory,
+                               **chunking)
             finally:
                 if before is None:
                     os.environ.pop("CUDA_VISIBLE_DEVICES", None)
