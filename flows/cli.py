@@ -49,6 +49,7 @@ def _nothing_to_do(cfg) -> str | None:
     """The report's text when every planned cell is done: the saved one when the store has not changed since it
     was written, else rebuilt (no Prefect server, nothing run). None when there is work to do."""
     from ftscope.costs import local_model  # deferred: see the module docstring
+    from ftscope.gguf import is_gguf  # deferred: see the module docstring
     from ftscope.plan import remaining  # deferred: see the module docstring
     from ftscope.report.render import report_dir, saved_report, write_report  # deferred: see the module docstring
     from ftscope.store import Store  # deferred: see the module docstring
@@ -56,7 +57,8 @@ def _nothing_to_do(cfg) -> str | None:
 
     store, kind = Store(cfg.results_dir), STUDIES.get(cfg.kind)
     data = kind.load_data(cfg)
-    bases = {m.name: local_model(m, data, cfg.cache_dir) or (m.path if m.sandbox is None else None) for m in cfg.models}
+    bases = {m.name: local_model(m, data, cfg.cache_dir) or (m.path if m.sandbox is None and not is_gguf(m.path) else None)
+             for m in cfg.models}
     if remaining(cfg, kind, data, store, bases) != [] or store.damaged():
         return None
     if (text := saved_report(store, report_dir(cfg))) is not None:

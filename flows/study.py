@@ -25,11 +25,12 @@ from ftscope.reproducible import settle
 from ftscope.runs import RunRecord, mark_dead
 from ftscope.store import Store
 from ftscope.studies import STUDIES
-from ftscope.validate import check_config
+from ftscope.validate import check_config, prompt_problems
 from tasks.artifacts import CellProgress, summary_artifact
 from tasks.dispatch import dispatch_task
 from tasks.policy import ensure_gpu_limits
-from tasks.study import base_model_task, cell_task, plan_task, prepare_data_task, prepare_model_task, release_task, report_task
+from tasks.study import (base_model_task, cell_task, not_run_task, plan_task, prepare_data_task, prepare_model_task,
+                         release_task, report_task)
 
 
 @flow(name="study")
@@ -60,14 +61,18 @@ def study(config_path: str | None = None, results_dir: str | None = None, valida
 
     data = prepare_data_task(cfg)
     bases = {m.name: base_model_task(cfg, m.name, data) for m in cfg.models}  # name -> (path, local dir)
-    preps = prepare_models(cfg, raw, data, bases)
-    if problems := kind.check(cfg, data, preps):
+    if problems := prompt_problems(cfg, kind, {name: local for name, (_, local) in bases.items()}):
         run.finish("failed", "; ".join(problems))
-        raise ConfigError(problems + ["(the preparation is stored; the next run reuses it)"])
+        raise ConfigError(problems + ["(the base models are built and cached; the next run reuses them)"])
+    preps = prepare_models(cfg, raw, data, bases)
 
     planned = plan_task(cfg, data, {name: path for name, (path, _) in bases.items()})
-    todo = pending(cfg, planned, store)
-    log.info("%d cells in the grid, %d already done, %d to run", len(planned), len(planned) - len(todo), len(todo))
+    not_run = not_run_task(cfg, planned, data, preps)
+    todo = pending(cfg, planned, store, set(not_run))
+    log.info("%d cells in the grid, %d already done, %d the data cannot run, %d to run", len(planned),
+             len(planned) - len(todo) - len(not_run), len(not_run), len(todo))
+    for why in sorted(set(not_run.values())):
+        log.warning("%d cell(s) %s", sum(w == why for w in not_run.values()), why)
     contexts = {name: ModelContext(data, path, local, preps[name]) for name, (path, local) in bases.items()}
     failed = run_cells(cfg, raw, todo, contexts, CellProgress(cfg, len(planned), len(planned) - len(todo)))
 

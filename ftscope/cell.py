@@ -143,14 +143,35 @@ def run_cell(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, 
         return _run(cfg, study, cell, cid, ctx, store, parent_id, keep)
 
 
+def attempt_row(cfg, study, cell: Cell, cid: str, parent_id: str | None) -> dict:
+    """The fields of a `cells` row that say which cell it is and with what it ran."""
+    return {"cell_id": cid, "study": cfg.study, "kind": cfg.kind, "model": cell.model,
+            "method": RECIPES.get(cell.method).name, "variant": cell.variant, "axes": json.dumps(dict(cell.axes)),
+            "params": json.dumps(dict(cell.params)), "seed": cell.seed, "parent_cell": parent_id,
+            "config": json.dumps(cell_spec(cfg, study, cell)), "started_at": datetime.now(timezone.utc),
+            "versions": versions(), "train_s": None, "eval_s": None,
+            "engine": json.dumps(engines.identity(cfg, cfg.model(cell.model)))}
+
+
+def record_not_run(cfg, study, planned, unfit: dict, store: Store) -> dict[str, str]:
+    """Record the planned cells the prepared data cannot run (`study.check`: {Cell: why}) as `not_run` attempts,
+    once per reason; returns {cell id: why}. They are shown by `status` and the report, and never run."""
+    out = {}
+    for p in planned:
+        if (why := unfit.get(p.cell)) is None:
+            continue
+        out[p.cid] = why
+        latest = (store.attempts(p.cid) or [None])[-1]
+        if latest is None or latest["status"] != "not_run" or latest["error"] != why:
+            row = {**attempt_row(cfg, study, p.cell, p.cid, p.parent_id), "status": "not_run", "error": why}
+            _finish(store, row, time.monotonic())
+    return out
+
+
 def _run(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, parent_id: str | None, keep: bool) -> dict:
-    started, t0 = datetime.now(timezone.utc), time.monotonic()
+    t0 = time.monotonic()
+    row = attempt_row(cfg, study, cell, cid, parent_id)
     recipe = RECIPES.get(cell.method)
-    row = {"cell_id": cid, "study": cfg.study, "kind": cfg.kind, "model": cell.model, "method": recipe.name,
-           "variant": cell.variant, "axes": json.dumps(dict(cell.axes)), "params": json.dumps(dict(cell.params)),
-           "seed": cell.seed, "parent_cell": parent_id, "config": json.dumps(cell_spec(cfg, study, cell)),
-           "started_at": started, "versions": versions(), "train_s": None, "eval_s": None,
-           "engine": json.dumps(engines.identity(cfg, cfg.model(cell.model)))}
     try:
         with hold_gpus(cfg.model(cell.model).gpus, what=f"cell {cell.label}") as gpus:
             row.update(runtime(gpus))

@@ -5,13 +5,14 @@ short calibration run of the real generator on the real model)."""
 import time
 from pathlib import Path
 
-from ftscope import generation
+from ftscope import generation, gguf
 from ftscope.engines import open_engine
 from ftscope.models import load_tokenizer
 from ftscope.progress import Progress, terminal_sink
 from ftscope.prompts import encode
 from ftscope.sandbox.pretrain import sandbox_model_dir
 from ftscope.shards import checkpoint_problem
+from ftscope.sources import resolve
 
 
 def human(n: float) -> str:
@@ -54,8 +55,14 @@ def estimate(samples: float, rates: dict[str, float], gpus: int, how: str) -> st
 def local_model(model_cfg, data, cache_dir: str, complete: bool = True) -> str | None:
     """The base model's local checkpoint if it exists without any work (no pretraining, no download);
     `complete=False`: also one whose cache directory is there but damaged."""
-    path = sandbox_model_dir(model_cfg.sandbox, data, cache_dir) if model_cfg.sandbox is not None else \
-        Path(model_cfg.path)
+    try:
+        if model_cfg.sandbox is not None:
+            path = sandbox_model_dir(model_cfg.sandbox, data, cache_dir)
+        else:
+            path = gguf.converted_dir(model_cfg.path, cache_dir) if gguf.is_gguf(model_cfg.path) else \
+                resolve(model_cfg.path)
+    except FileNotFoundError:  # a package that is not installed, a GGUF file that is not there
+        return None
     if not path.is_dir():
         return None
     return str(path) if not complete or checkpoint_problem(path, model_cfg.use_safetensors) is None else None

@@ -5,7 +5,9 @@ import threading
 
 import torch
 
+from ftscope import attention, gguf
 from ftscope.sandbox.pretrain import build_sandbox_model
+from ftscope.sources import PACKAGE, resolve
 
 _LOAD_LOCK = threading.Lock()  # from_pretrained's meta-device init is not thread-safe
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -40,14 +42,19 @@ def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = Fals
                                                      use_safetensors=use_safetensors, **placement)
     if not placement:
         model = model.to(f"cuda:{gpus[0]}" if gpus else default_device())
+    if attention.wants_gqa(model.config, on_cpu=model.device.type == "cpu"):
+        model.set_attn_implementation(attention.register())
     return model.eval()
 
 
 def base_model_path(model_cfg, data, cache_dir: str) -> str:
-    """The base checkpoint: a hub id or local dir as given, or the (cached) pretrained sandbox model."""
-    if model_cfg.sandbox is None:
-        return model_cfg.path
-    return build_sandbox_model(model_cfg.sandbox, data, cache_dir)
+    """The base checkpoint: a hub id or local dir as given, the (cached) dense conversion of a GGUF file, or
+    the (cached) pretrained sandbox model."""
+    if model_cfg.sandbox is not None:
+        return build_sandbox_model(model_cfg.sandbox, data, cache_dir)
+    if gguf.is_gguf(model_cfg.path):
+        return gguf.dense_checkpoint(model_cfg.path, cache_dir)
+    return str(resolve(model_cfg.path)) if model_cfg.path.startswith(PACKAGE) else model_cfg.path
 
 
 def default_device() -> str:

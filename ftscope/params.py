@@ -1,6 +1,8 @@
 """Parameter-level analysis of Study K, streamed tensor by tensor from safetensors checkpoints.
 
-change = |θ_ft − θ_base| / (|θ_base| + 1e-8) per element (or the absolute difference). A global
+change = |θ_ft − θ_base| / (|θ_base| + 1e-8) per element (or the absolute difference; or `relative_nonzero`,
+the relative change with exact-zero base weights scored 0: a dequantized GGUF model has thousands of them, and
+their |d| / 1e-8 would fill every top-k and "undo" the whole change when restored). A global
 top-k% over billions of elements cannot be sorted in memory, so `select_top` finds the exact k-th
 largest score from histograms refined pass by pass until the boundary bin is small, then sorts that
 bin alone. Peak memory is a few times the largest tensor plus the boundary bin.
@@ -17,7 +19,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from ftscope.shards import iter_pairs, tensor_names
+from ftscope.shards import iter_pairs, numel, tensor_names
 
 _LAYER = re.compile(r"\.layers\.(\d+)\.")
 _MATRIX = re.compile(r"\.(q|k|v|o|gate|up|down)_proj\.weight$")
@@ -28,13 +30,17 @@ REGIONS = {
     "all": re.compile(r".*"),
 }
 TOP_SHARES = (1, 5, 10)
+IN_MEMORY = 1 << 28  # a region up to this many elements keeps its changes in memory (1 GiB) for the top-k passes
+Measure = Literal["relative", "absolute", "relative_nonzero"]
+MEASURES = {"relative": "relative change |d|/(|θ|+1e-8)", "absolute": "absolute change |d|",
+            "relative_nonzero": "relative change |d|/(|θ|+1e-8), exact-zero base weights scored 0"}
 
 
 class ParamsConfig(BaseModel):
     """Study K's `params:` section: the region of the model and relative or absolute change."""
     model_config = ConfigDict(extra="forbid")
     region: Literal["transformer", "attention", "mlp", "all"] = "transformer"
-    measure: Literal["relative", "absolute"] = "relative"
+    measure: Measure = "relative"
 
 
 def region_names(ckpt: Path, region: str) -> list[str]:
@@ -52,7 +58,10 @@ def matrix_of(name: str) -> tuple[str, int]:
 def change(base: torch.Tensor, ft: torch.Tensor, measure: str = "relative") -> torch.Tensor:
     base, ft = base.float(), ft.float()
     diff = (ft - base).abs()
-    return diff / (base.abs() + 1e-8) if measure == "relative" else diff
+    if measure == "absolute":
+        return diff
+    relative = diff / (base.abs() + 1e-8)
+    return relative.masked_fill_(base == 0, 0.0) if measure == "relative_nonzero" else relative
 
 
 @dataclass(frozen=True)
@@ -67,43 +76,70 @@ class Selection:
 def select_top(scores: Callable[[], Iterator[torch.Tensor]], k: int, bins: int = 4096,
                max_exact: int = 4_000_000) -> Selection:
     """Exact global top-k over a stream of score tensors, in a few streaming passes."""
-    n = lo = hi = None
+    return select_tops(scores, [k], bins, max_exact)[0]
+
+
+def select_tops(scores: Callable[[], Iterator[torch.Tensor]], ks: list[int], bins: int = 4096,
+                max_exact: int = 4_000_000) -> list[Selection]:
+    """Exact global top-k for each k of `ks`, sharing the streaming passes: each k narrows its own window, and
+    every pass over the stream serves all of them (the top 1, 5 and 10% of a 7B model: one series of passes, not
+    three). The arithmetic of each k is that of selecting it alone."""
+    n = lo0 = hi0 = None
     for s in scores():
         n = (n or 0) + s.numel()
-        lo = s.min().item() if lo is None else min(lo, s.min().item())
-        hi = s.max().item() if hi is None else max(hi, s.max().item())
-    if k <= 0 or n is None:
-        return Selection(0, float("inf"), 0, 0.0)
-    k = min(k, n)
-    # Narrow [lo, hi] to one histogram bin at a time until the bin that holds the k-th score is small.
-    while True:
-        n_above, n_window, counts = 0, 0, torch.zeros(bins, dtype=torch.long)
+        lo0 = s.min().item() if lo0 is None else min(lo0, s.min().item())
+        hi0 = s.max().item() if hi0 is None else max(hi0, s.max().item())
+    out: dict[int, Selection] = {}
+    live: dict[int, list] = {}  # index in ks -> [k, lo, hi]
+    for i, k in enumerate(ks):
+        if k <= 0 or n is None:
+            out[i] = Selection(0, float("inf"), 0, 0.0)
+        elif lo0 == hi0:  # every score is the same (a model compared with itself): no histogram can split them
+            out[i] = Selection(min(k, n), lo0, min(k, n), min(k, n) * lo0)
+        else:
+            live[i] = [min(k, n), lo0, hi0]
+    narrowing = dict(live)
+    # Narrow each k's [lo, hi] to one histogram bin at a time until the bin that holds its k-th score is small.
+    while narrowing:
+        acc = {i: [0, 0, torch.zeros(bins, dtype=torch.long)] for i in narrowing}  # above, in window, counts
         for s in scores():
-            n_above += int((s > hi).sum())
-            w = s[(s >= lo) & (s <= hi)]
-            n_window += w.numel()
-            if hi > lo:
-                counts += torch.bincount(_bin(w, lo, hi, bins), minlength=bins)
-        if n_window <= max_exact or hi <= lo or not _finite(lo, hi):
-            break
-        above = n_above + counts.flip(0).cumsum(0)  # scores in this bin or higher ones, per bin from the top
-        b = bins - 1 - int(torch.searchsorted(above, torch.tensor(k)))
-        width = (hi - lo) / bins
-        new_lo, new_hi = lo + b * width, lo + (b + 1) * width
-        if not (lo < new_lo or new_hi < hi):
-            break
-        lo, hi = new_lo, new_hi
-    # Final pass: exact counts above the window, the window's scores sorted.
-    n_above, above_sum, window = 0, 0.0, []
+            for i, (_, lo, hi) in narrowing.items():
+                a = acc[i]
+                a[0] += int((s > hi).sum())
+                w = s[(s >= lo) & (s <= hi)]
+                a[1] += w.numel()
+                if hi > lo:
+                    a[2] += torch.bincount(_bin(w, lo, hi, bins), minlength=bins)
+        for i in list(narrowing):
+            k, lo, hi = narrowing[i]
+            n_above, n_window, counts = acc[i]
+            if n_window <= max_exact or hi <= lo or not _finite(lo, hi):
+                del narrowing[i]
+                continue
+            above = n_above + counts.flip(0).cumsum(0)  # scores in this bin or higher ones, per bin from the top
+            b = bins - 1 - int(torch.searchsorted(above, torch.tensor(k)))
+            width = (hi - lo) / bins
+            new_lo, new_hi = lo + b * width, lo + (b + 1) * width
+            if not (lo < new_lo or new_hi < hi):
+                del narrowing[i]
+                continue
+            narrowing[i] = live[i] = [k, new_lo, new_hi]
+    # Final pass: exact counts above each window, the window's scores sorted.
+    final = {i: [0, 0.0, []] for i in live}
     for s in scores():
-        gt = s > hi
-        n_above += int(gt.sum())
-        above_sum += float(s[gt].double().sum())
-        window.append(s[(s >= lo) & (s <= hi)])
-    top_window = torch.cat(window).double().sort(descending=True).values[: k - n_above]
-    threshold = float(top_window[-1]) if len(top_window) else hi
-    ties = int((top_window == threshold).sum())
-    return Selection(k, threshold, ties, above_sum + float(top_window.sum()))
+        for i, (_, lo, hi) in live.items():
+            f = final[i]
+            gt = s > hi
+            f[0] += int(gt.sum())
+            f[1] += float(s[gt].double().sum())
+            f[2].append(s[(s >= lo) & (s <= hi)])
+    for i, (k, lo, hi) in live.items():
+        n_above, above_sum, window = final[i]
+        top_window = torch.cat(window).double().sort(descending=True).values[: k - n_above]
+        threshold = float(top_window[-1]) if len(top_window) else hi
+        ties = int((top_window == threshold).sum())
+        out[i] = Selection(k, threshold, ties, above_sum + float(top_window.sum()))
+    return [out[i] for i in range(len(ks))]
 
 
 def _bin(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
@@ -131,14 +167,20 @@ def change_stats(base: Path, ft: Path, region: str = "transformer", measure: str
     elements whose base weight is exactly 0: under the relative measure their change is divided by
     1e-8, and a few of them can dominate the shares (see `zero_weight_warning`)."""
     names = region_names(ft, region)
+    kept: list[torch.Tensor] | None = [] if numel(ft, names) <= IN_MEMORY else None
 
     def changes():
+        if kept is not None:
+            yield from kept
+            return
         for _, b, f in iter_pairs(base, ft, names):
             yield change(b, f, measure).flatten()
 
     per: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0, 0])
     for name, b, f in iter_pairs(base, ft, names):
         c = change(b, f, measure)
+        if kept is not None:
+            kept.append(c.flatten())
         acc = per[matrix_of(name)]
         acc[0] += c.numel()
         acc[1] += float(c.double().sum())
@@ -150,8 +192,8 @@ def change_stats(base: Path, ft: Path, region: str = "transformer", measure: str
     rows += [_row("matrix_type", m, -1, *acc) for m, acc in sorted(by_type.items())]
     total = [sum(acc[i] for acc in per.values()) for i in range(3)]
     region_row = _row("region", "all", -1, *total)
-    for p in shares:
-        sel = select_top(changes, round(total[0] * p / 100), bins, max_exact)
+    selections = select_tops(changes, [round(total[0] * p / 100) for p in shares], bins, max_exact)
+    for p, sel in zip(shares, selections):
         region_row[f"top{p}_share"] = sel.top_sum / total[1] if total[1] > 0 else 0.0
     rows.append(region_row)
     return [{**r, "measure": measure, "region": region} for r in rows]

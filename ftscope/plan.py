@@ -49,11 +49,14 @@ def plan_cells(cfg, study, data, base_paths: dict[str, str], store: Store) -> li
     return planned
 
 
-def pending(cfg, planned: list[PlannedCell], store: Store) -> list[PlannedCell]:
+def pending(cfg, planned: list[PlannedCell], store: Store, not_run: set[str] | None = None) -> list[PlannedCell]:
     """Cells not yet done (missing or failed), plus done parents whose checkpoint a pending child needs
-    but which was already released: those train again (same seed, same result)."""
+    but which was already released: those train again (same seed, same result). `not_run`: the cells the data
+    cannot run, as the study's check found them now (default: those recorded so in the store)."""
     latest = store.latest_cells()
-    todo = {p.cid for p in planned if latest.get(p.cid, {}).get("status") != "done"}
+    if not_run is None:
+        not_run = {cid for cid, r in latest.items() if r["status"] == "not_run"}
+    todo = {p.cid for p in planned if latest.get(p.cid, {}).get("status") != "done" and p.cid not in not_run}
     todo |= {p.parent_id for p in planned if p.cid in todo and p.parent_id
              and not checkpoints.available(cfg, p.parent_id)}
     return [p for p in planned if p.cid in todo]

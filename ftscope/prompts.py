@@ -82,6 +82,18 @@ class Prompter:
         return self.separator(prompt_text) + target
 
 
+def end_of_answer(tokenizer, style: str = "raw") -> int:
+    """The token that ends a supervised answer: EOS, or in a chat the token the template closes an assistant turn
+    with (<|im_end|>, <|eot_id|>: not always the tokenizer's EOS)."""
+    if style != "chat":
+        return tokenizer.eos_token_id
+    marker = "ftscope-answer-7q"
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "?"}, {"role": "assistant", "content": marker}],
+                                         tokenize=False)
+    after = tokenizer(text.split(marker, 1)[-1], add_special_tokens=False)["input_ids"]
+    return after[0] if after and after[0] in tokenizer.all_special_ids else tokenizer.eos_token_id
+
+
 def encode(tokenizer, text: str, style: str = "raw") -> list[int]:
     """Prompt token ids: with the tokenizer's special tokens (BOS), except that a chat template already
     wrote its own."""

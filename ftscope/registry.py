@@ -1,9 +1,20 @@
 """A name -> thing table with errors that list what is known: metrics, methods, studies, data formats."""
 
-from collections.abc import Iterator
+import difflib
+from collections.abc import Iterable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+def unknown(what: str, name, known: Iterable[str]) -> str:
+    """"unknown task 'inference'; did you mean 'nli'? known: ...": the closest known names first. `name` may be a
+    list of names ("unknown methods ['magic']")."""
+    known = sorted(set(map(str, known)))
+    names = name if isinstance(name, list) else [name]
+    close = sorted({c for n in names for c in difflib.get_close_matches(str(n), known, n=3, cutoff=0.5)})
+    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+    return f"unknown {what} {name!r}; {hint}known: {', '.join(known) or 'none'}"
 
 
 class Registry(Generic[T]):
@@ -18,7 +29,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._items:
-            raise KeyError(f"unknown {self.what} {name!r}; known: {', '.join(sorted(self._items)) or 'none'}")
+            raise KeyError(unknown(self.what, name, self._items))
         return self._items[name]
 
     def __contains__(self, name: object) -> bool:

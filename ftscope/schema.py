@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from ftscope.engines import ENGINES
 from ftscope.methods import RECIPES
 from ftscope.prompts import PromptConfig
+from ftscope.registry import unknown
 from ftscope.sandbox.spec import SandboxModel
 from ftscope.studies import STUDIES
 from ftscope.train.config import TrainConfig
@@ -24,10 +25,17 @@ class _Strict(BaseModel):
 
 class ModelConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-    path: str | None = Field(None, description="hub id or local directory")
+    path: str | None = Field(None, description="hub id, local directory, or GGUF file (a path, or "
+                                                "package:NAME/FILE for a file inside an installed Python package), "
+                                                "converted once to a dense checkpoint in cache_dir")
     sandbox: SandboxModel | None = None
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    decode_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        None, description="the weights' dtype while an engine decodes (mastery, evaluation, Study G's scoring); default: "
+                          "dtype. bfloat16 decodes a float32 model faster on CPUs with AVX-512 BF16 and on GPUs, while "
+                          "training, KL and parameter change keep `dtype` (a float32 model trained in bfloat16 "
+                          "weights loses its small updates)")
     family: str | None = Field(None, description="models of one family are replicas of one model (base models "
                                                  "pretrained with other seeds): the report pools their cells")
     backend: str | None = Field(None, description="the generation engine of this model (default: generation.backend)")
@@ -52,7 +60,7 @@ class ModelConfig(_Strict):
     @classmethod
     def _known_engine(cls, v):
         if v is not None and v not in ENGINES:
-            raise ValueError(f"unknown engine {v!r}; known: {', '.join(ENGINES.names())}")
+            raise ValueError(unknown("engine", v, ENGINES))
         return v
 
     @model_validator(mode="after")
@@ -79,14 +87,14 @@ class GenerationConfig(_Strict):
     @classmethod
     def _known_engine(cls, v):
         if v not in ENGINES:
-            raise ValueError(f"unknown engine {v!r}; known: {', '.join(ENGINES.names())}")
+            raise ValueError(unknown("engine", v, ENGINES))
         return v
 
     @model_validator(mode="after")
     def _options(self):
         for name, options in self.options.items():
             if name not in ENGINES:
-                raise ValueError(f"options.{name}: unknown engine; known: {', '.join(ENGINES.names())}")
+                raise ValueError(f"options.{name}: {unknown('engine', name, ENGINES)}")
             ENGINES.get(name).options(**options)
         return self
 

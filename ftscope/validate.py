@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ftscope import jobs
+from ftscope import context, gguf, jobs
 from ftscope.config import ConfigError, load_config
 from ftscope.costs import duration, local_model
 from ftscope.methods import RECIPES
@@ -65,8 +65,29 @@ def check_config(cfg, calibrate: bool = False) -> tuple[list[str], list[str]]:
         if m.trust_remote_code:
             notes.append(f"models.{m.name}: trust_remote_code is on: this model's own Python code will run")
     if not problems:
+        problems += prompt_problems(cfg, study)
+    if not problems:
         notes += study.notes(cfg) + _cached_model_notes(cfg, study) + study.costs(cfg, calibrate) + _job_costs(cfg, cells)
     return problems, notes
+
+
+def prompt_problems(cfg, study, checkpoints: dict[str, str | None] | None = None) -> list[str]:
+    """A chat prompt style for a model whose tokenizer has no chat template, and prompts longer than a model's
+    context, for every model whose tokenizer is at hand (`checkpoints`: the local checkpoints, when known)."""
+    data = study.load_data(cfg)
+    if checkpoints is None:
+        checkpoints = {m.name: local_model(m, data, cfg.cache_dir) for m in cfg.models}
+    problems = []
+    for m in cfg.models:
+        if m.prompt.style != "chat":
+            continue
+        if m.sandbox is not None:
+            problems.append(f"models.{m.name}.prompt.style: chat needs a chat template, and a sandbox model's "
+                            f"tokenizer has none; use raw or few_shot")
+        elif (hand := context.at_hand(m, checkpoints.get(m.name))) is not None and not hand[0].chat_template:
+            problems.append(f"models.{m.name}.prompt.style: chat needs a chat template, and the tokenizer of "
+                            f"{m.path} has none; use raw or few_shot, or a checkpoint that has one")
+    return problems or context.problems(cfg, study, data, checkpoints)
 
 
 def _job_costs(cfg, cells) -> list[str]:
@@ -87,7 +108,9 @@ def _job_costs(cfg, cells) -> list[str]:
 
 def _model_problems(cfg, m, full: list[str]) -> list[str]:
     problems = []
-    if m.path and (problem := model_problem(m.path) or _weights_problem(m.path, m.use_safetensors)):
+    if m.path and gguf.is_gguf(m.path) and (problem := gguf.problem(m.path)):
+        problems.append(f"models.{m.name}.path: {problem}")
+    elif m.path and (problem := model_problem(m.path) or _weights_problem(m.path, m.use_safetensors)):
         problems.append(f"models.{m.name}.path: {problem}")
     if m.gpus and cfg.dispatch == "local" and m.gpus > torch.cuda.device_count():
         problems.append(f"models.{m.name}.gpus: {m.gpus} GPUs per cell but this machine has "
@@ -118,9 +141,12 @@ def _weights_problem(path: str, use_safetensors: bool) -> str | None:
 
 
 def _cached_model_notes(cfg, study) -> list[str]:
-    """A pretrained sandbox model in the cache that is damaged: `run` moves it aside and pretrains again."""
+    """A pretrained sandbox model in the cache that is damaged: `run` moves it aside and pretrains again. A GGUF
+    model: converted already, or what converting it costs."""
     data, notes = study.load_data(cfg), []
     for m in cfg.models:
+        if m.path and gguf.is_gguf(m.path):
+            notes.append(f"models.{m.name}: {gguf.conversion_note(m.path, cfg.cache_dir)}")
         if m.sandbox is not None and (d := local_model(m, data, cfg.cache_dir, complete=False)) is not None \
                 and (problem := checkpoint_problem(Path(d))):
             notes.append(f"warning: models.{m.name}: the cached sandbox model {d} is damaged ({problem}); `ftscope run` "

@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
 from ftscope import checkpoints
-from ftscope.cell import ModelContext, run_cell
+from ftscope.cell import ModelContext, record_not_run, run_cell
 from ftscope.models import base_model_path
 from ftscope.plan import PlannedCell, plan_cells
 from ftscope.progress import adding
@@ -45,6 +45,13 @@ def prepare_model_task(cfg, name: str, base_path: str, data, hold: bool = True):
 @task(name="plan", cache_policy=NO_CACHE)
 def plan_task(cfg, data, bases: dict[str, str]) -> list[PlannedCell]:
     return plan_cells(cfg, STUDIES.get(cfg.kind), data, bases, Store(cfg.results_dir))
+
+
+@task(name="not-run", cache_policy=NO_CACHE)
+def not_run_task(cfg, planned: list[PlannedCell], data, preps: dict) -> dict[str, str]:
+    """The cells the prepared data cannot run (Study K: a mastery level with too few items), recorded as not run."""
+    study = STUDIES.get(cfg.kind)
+    return record_not_run(cfg, study, planned, study.check(cfg, data, preps), Store(cfg.results_dir))
 
 
 @task(name="cell", cache_policy=NO_CACHE, task_run_name="cell {label}", retries=2, retry_delay_seconds=30,

@@ -115,7 +115,7 @@ def _cases(tmp_path) -> dict[str, tuple[Path, str]]:
         "more phrasings than described": (_config(tmp_path, mastery={"n_map": 40}),
                                           "mastery.n_map is 40 but relations"),
         "too little data for the sample counts": (_config(tmp_path, grid={**SMOKE["grid"], "sample_counts": [5000]}),
-                                                  "fewer than the largest sample count 5000"),
+                                                  "fewer than every sample count [5000]"),
         "a sandbox option that does not exist": (_config(tmp_path, data={"dataset": "sandbox-k", "options": {"sed": 1}}),
                                                  "data.options.sed: Extra inputs are not permitted"),
         "a missing DeepSpeed config": (_config(tmp_path, models=[{**SMOKE["models"][0], "processes": 2,

@@ -42,7 +42,7 @@ def test_validate_catches_missing_model_and_too_small_data(tmp_path):
                grid={"levels": [0], "sample_counts": [5000]})
     cfg, problems, notes = validate(str(p))
     assert any("no such local model directory" in x for x in problems)
-    assert any("fewer than the largest sample count" in x for x in problems)
+    assert any("fewer than every sample count" in x for x in problems)
     assert any("grid: 2 cells (1 base, 1 sft)" in n for n in notes), notes
 
 

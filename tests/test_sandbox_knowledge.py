@@ -5,7 +5,7 @@ from collections import Counter
 from scipy.stats import spearmanr
 
 from ftscope.store import Store
-from ftscope.studies.k import capacity_problems
+from ftscope.studies.k import STUDY, unfit_cells
 
 
 def test_mastery_tracks_exposure(smoke_base, k_items):
@@ -22,6 +22,6 @@ def test_mastery_tracks_exposure(smoke_base, k_items):
 def test_every_level_holds_the_largest_sample_count_plus_test_items(smoke_base, k_items):
     cfg, data, base, levels = smoke_base
     all_levels = cfg.model_copy(update={"grid": cfg.grid.model_copy(update={"levels": [0, 1, 2, 3, 4, "mixed"]})})
-    assert capacity_problems(all_levels, k_items, levels) == []
+    assert unfit_cells(all_levels, STUDY.grid(all_levels), k_items, {cfg.models[0].name: levels}) == {}
     test_levels = Counter(levels[it["item_id"]] for it in k_items if it["split"] == "test" and it["domain"] == "id")
     assert all(test_levels[lvl] > 0 for lvl in range(5)), test_levels

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ftscope.datasets.readers import READERS, Loaded, Reader, Where
 from ftscope.datasets.spec import DatasetSpec, read_spec
+from ftscope.registry import unknown
 
 __all__ = ["Dataset", "DatasetSpec", "Loaded", "Reader", "Where", "get", "inputs", "load", "registry"]
 
@@ -37,7 +38,7 @@ def registry(extra_dirs: list[str] | tuple = ()) -> dict[str, DatasetSpec]:
 def get(name: str, extra_dirs: list[str] | tuple = ()) -> DatasetSpec:
     specs = registry(extra_dirs)
     if name not in specs:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(specs))}")
+        raise KeyError(unknown("dataset", name, specs))
     return specs[name]
 
 

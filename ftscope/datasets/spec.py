@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ftscope import yamlfile
 from ftscope.metrics import METRICS
+from ftscope.registry import unknown
 
 TYPES = ("cbqa", "generation", "classification")
 
@@ -75,7 +76,7 @@ class DatasetSpec(_Strict):
     @classmethod
     def _registered(cls, v):
         if v not in METRICS:
-            raise ValueError(f"unknown metric {v!r}; known: {', '.join(METRICS.names())} (a plug-in's metric must be "
+            raise ValueError(f"{unknown('metric', v, METRICS)} (a plug-in's metric must be "
                              f"named in the study config's `plugins:`)")
         return v
 

@@ -65,8 +65,16 @@ def identity(cfg, model) -> dict:
     and cell fingerprints (a vLLM cell is not an HF cell) and into their rows."""
     name = backend_of(cfg, model)
     options = options_of(cfg, name)
-    return {"engine": name, "version": ENGINES.get(name).version(),
-            "options": options.model_dump(exclude=set(getattr(options, "RUNTIME", ())))}
+    out = {"engine": name, "version": ENGINES.get(name).version(),
+           "options": options.model_dump(exclude=set(getattr(options, "RUNTIME", ())))}
+    if model.decode_dtype is not None:
+        out["dtype"] = model.decode_dtype
+    return out
+
+
+def decode_dtype(model) -> str:
+    """The dtype an engine decodes this model's weights in."""
+    return model.decode_dtype or model.dtype
 
 
 def open_engine(cfg, model, path: str, gpus: list[int] | None, hf_model=None) -> Engine:

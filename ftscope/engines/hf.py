@@ -2,12 +2,14 @@
 into token-budget batches, one prefill per prompt shared by its samples, finished rows dropped, uniforms
 drawn per prompt. Label scoring is one forward pass per batch."""
 
+import copy
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ftscope import generation
-from ftscope.engines import EngineSpec, register
-from ftscope.models import load_model, load_tokenizer
+from ftscope.engines import EngineSpec, decode_dtype, register
+from ftscope.models import DTYPES, load_model, load_tokenizer
 from ftscope.runtime import package_version
 
 
@@ -50,8 +52,13 @@ class HFEngine:
 
 
 def open_hf(path: str, model_cfg, gpus, options: HFOptions, hf_model=None, token_budget: int = 65536) -> HFEngine:
-    model = hf_model if hf_model is not None else load_model(path, model_cfg.dtype, model_cfg.trust_remote_code, gpus,
-                                                             model_cfg.use_safetensors)
+    dtype = DTYPES[decode_dtype(model_cfg)]
+    if hf_model is None:
+        model = load_model(path, decode_dtype(model_cfg), model_cfg.trust_remote_code, gpus, model_cfg.use_safetensors)
+    elif hf_model.dtype != dtype:  # a copy: the cell's own model keeps its dtype for what comes after
+        model = copy.deepcopy(hf_model).to(dtype)
+    else:
+        model = hf_model
     return HFEngine(model.eval(), load_tokenizer(path, model_cfg.trust_remote_code), options, token_budget)
 
 

@@ -14,7 +14,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from ftscope import generation
-from ftscope.engines import EngineSpec, register
+from ftscope.engines import EngineSpec, decode_dtype, register
 from ftscope.models import load_tokenizer
 from ftscope.runtime import package_version
 
@@ -72,7 +72,7 @@ class VLLMEngine:
                 os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
             os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if in_process else "1"
             try:
-                self.llm = LLM(model=path, tokenizer=path, dtype=model_cfg.dtype, seed=0,
+                self.llm = LLM(model=path, tokenizer=path, dtype=decode_dtype(model_cfg), seed=0,
                                trust_remote_code=model_cfg.trust_remote_code, tensor_parallel_size=tp,
                                max_model_len=options.max_model_len, enforce_eager=options.enforce_eager,
                                **({"distributed_executor_backend": "uni"} if in_process else {}), **memory,

@@ -5,6 +5,7 @@ import importlib
 import pkgutil
 
 from ftscope.methods.recipe import RECIPES, Built, Recipe, register, variant_name
+from ftscope.registry import unknown
 
 for _m in pkgutil.iter_modules(__path__):
     if _m.name != "recipe":
@@ -13,9 +14,9 @@ for _m in pkgutil.iter_modules(__path__):
 
 def check_methods(methods: list[str]) -> list[str]:
     """A grid's `methods:`: every one registered, and every parent a method starts from in the list."""
-    unknown = [m for m in methods if m not in RECIPES]
-    if unknown:
-        raise ValueError(f"unknown methods {unknown}; known: {', '.join(RECIPES.names())}")
+    missing = [m for m in methods if m not in RECIPES]
+    if missing:
+        raise ValueError(unknown("methods", missing, RECIPES))
     names = {RECIPES.get(m).name for m in methods}
     for m in methods:
         parent = RECIPES.get(m).parent

@@ -1,5 +1,5 @@
 """`ftscope status`: the state of every planned cell from the store and the claims alone. A cell is done,
-failed (with its reason), damaged (a result file was moved aside by `repair`), missing, running (its claim
+failed (with its reason), not run (the data cannot run it: a mastery level with too few items), damaged (a result file was moved aside by `repair`), missing, running (its claim
 is held: where, and how far along it is), or crashed (its claim was taken and let go, by a process that
 wrote no result: the reason, when the claim kept one)."""
 
@@ -10,7 +10,7 @@ from ftscope.locks import holder, last_owner
 from ftscope.progress import read_progress
 from ftscope.store import Store
 
-STATES = ("done", "failed", "damaged", "running", "crashed", "missing")
+STATES = ("done", "failed", "damaged", "running", "crashed", "not_run", "missing")
 
 
 def cell_state(row: dict | None, claim: Path | None) -> tuple[str, str]:

@@ -4,6 +4,7 @@ package registers one (k: knowledge, g: generalization); a user's plug-in calls 
 import importlib
 import pkgutil
 
+import ftscope.datasets.world  # noqa: F401  real facts from installed packages (world-facts) register on import
 import ftscope.sandbox  # noqa: F401  the sandbox's data formats (sandbox-k, sandbox-g) register on import
 from ftscope.studies.study import STUDIES, Study, register
 

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
 from ftscope import datasets
+from ftscope.context import PromptCase
 from ftscope.costs import human
 from ftscope.datasets import Dataset, Where
 from ftscope.datasets.records import DataError
@@ -25,6 +26,7 @@ from ftscope.methods import RECIPES
 from ftscope.models import load_tokenizer
 from ftscope.params import change_stats
 from ftscope.prompts import Prompter, prompt_problems
+from ftscope.registry import unknown
 from ftscope.studies.g_report import REPORT
 from ftscope.studies.study import GridSection, Study, positive_counts, register
 from ftscope.studydata import Source, StudyData, cached_data
@@ -80,7 +82,7 @@ def specs(cfg) -> dict[str, datasets.DatasetSpec]:
     names = list(dict.fromkeys(cfg.grid.train + cfg.data.test))
     missing = [n for n in names if n not in registry]
     if missing:
-        raise KeyError(f"unknown datasets {missing}; known: {', '.join(sorted(registry))}")
+        raise KeyError(unknown("datasets", missing, registry))
     maps = prompt_maps(cfg.data.root) if cfg.data.source == "default" else None
     out = {}
     for n in names:
@@ -226,6 +228,24 @@ class Generalization(Study):
             rows = change_stats(run.base_dir, run.checkpoint(built), region="all", measure="absolute", shares=())
             run.store.write("params", run.cid, [{"cell_id": run.cid, **r} for r in rows])
 
+    def prompt_cases(self, cfg, data: StudyData):
+        """Every test prompt at its test set's most shots with room for the answer, and every training input at
+        the most FTICL shots with its target (cut to train.max_length, as training cuts it)."""
+        for name in cfg.data.test:
+            ds = data.dataset(name)
+            k = max(shots_of(cfg, ds.spec))
+            room = 1 if ds.spec.type == "classification" else cfg.eval.max_new_tokens or ds.spec.generation.max_new_tokens
+            for pm in cfg.eval.prompt_maps:
+                yield from (PromptCase(f"{name}, prompt map {pm}, {k} shots", ds, it, pm, tuple(ds.demos[:k]), room)
+                            for it in ds.split("test"))
+        for t in cfg.grid.train:
+            ds = data.dataset(t)
+            shots = max([v.get("shots", 0) for m in cfg.grid.methods if RECIPES.get(m).trains
+                         for v in RECIPES.get(m).variants(cfg, ds.spec)], default=None)
+            if shots is not None:
+                yield from (PromptCase(f"training on {t} with {shots} demonstrations", ds, it, 0, tuple(ds.demos[:shots]),
+                                       cap=cfg.train.max_length) for it in train_pool(ds)[:max(cfg.grid.sizes)])
+
     def validate(self, cfg) -> list[str]:
         try:
             by_name = specs(cfg)
@@ -240,6 +260,9 @@ class Generalization(Study):
                                 f"({spec.origin})")
             if datasets.source_of(spec)[1].takes_path and cfg.data.source == "default" and not cfg.data.root:
                 problems.append(f"data.root: dataset {name} is read from the study's data directory; set data.root")
+        tested = {by_name[t].task for t in cfg.data.test}
+        problems += [f"eval.shots: {unknown('task', task, tested)} (the tasks of data.test)"
+                     for task in sorted(cfg.eval.shots or {}) if task not in tested]
         tasks = {by_name[t].task for t in cfg.grid.train}
         if len(tasks) < len(cfg.grid.train):
             problems.append("grid.train: give one training dataset per task")
@@ -299,8 +322,9 @@ class Generalization(Study):
                         problems.append(f"model {model.name}: {e}")
         return sorted(set(problems))
 
-    def check(self, cfg, data: StudyData, preps: dict[str, list[str]]) -> list[str]:
-        return [p for problems in preps.values() for p in problems]
+    def check(self, cfg, data: StudyData, preps: dict[str, list[str]]) -> dict:
+        """Every cell of a model whose tokenizer cannot tell the label words apart is not run, with why."""
+        return {c: f"not run: {'; '.join(preps[c.model])}" for c in self.grid(cfg) if preps.get(c.model)}
 
     def costs(self, cfg, calibrate: bool = False) -> list[str]:
         """Evaluation prompts per cell (every test set x prompt map x shots) and training tokens."""

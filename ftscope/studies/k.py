@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftscope import datasets, engines
 from ftscope.costs import calibrate as measure
+from ftscope.context import PromptCase
 from ftscope.costs import estimate, human, local_model, rates_of
 from ftscope.datasets import Dataset, Where
 from ftscope.divergence import KLConfig, kl_rows, token_kl
@@ -29,6 +30,7 @@ from ftscope.models import load_tokenizer
 from ftscope.params import ParamsConfig, change_stats, zero_weight_warning
 from ftscope.progress import Progress, file_sink, progress_file, terminal_sink
 from ftscope.prompts import Prompter, prompt_problems
+from ftscope.registry import unknown
 from ftscope.sources import data_problem
 from ftscope.store import Store
 from ftscope.studies.k_report import REPORT
@@ -139,32 +141,42 @@ def training_pool(items: list[dict], levels: dict[str, int], level: str) -> list
     return pool if level == "mixed" else [it for it in pool if levels[it["item_id"]] == int(level)]
 
 
-def capacity_problems(cfg, items: list[dict], levels: dict[str, int]) -> list[str]:
-    """Levels that hold too few training items for the largest sample count."""
-    need = max(cfg.grid.sample_counts)
-    problems = []
-    for lvl in cfg.grid.levels:
-        have = len(training_pool(items, levels, str(lvl)))
-        if have < need:
-            problems.append(f"mastery level {lvl} has {have} ID training items but grid.sample_counts asks for "
-                            f"{need}; lower the sample counts or enlarge the data")
-    return problems
+def unfit_cells(cfg, cells, items: list[dict], levels: dict[str, dict[str, int]]) -> dict:
+    """{cell: why} for the cells whose mastery level holds fewer ID training items than their sample count
+    (`levels`: model -> item id -> level). A cell that starts from such a cell cannot run either."""
+    out = {}
+    for cell in cells:
+        axes = dict(cell.axes)
+        if cell.model not in levels or "level" not in axes:
+            continue
+        have = len(training_pool(items, levels[cell.model], axes["level"]))
+        if have < axes["n"]:
+            out[cell] = (f"not run: mastery level {axes['level']} of {cell.model} has {have} ID training items and "
+                         f"n={axes['n']} needs {axes['n']}")
+    for cell in cells:
+        if cell.parent in out:
+            out[cell] = out[cell.parent]
+    return out
 
 
-def _stored_capacity(cfg) -> list[str]:
-    """Exact per-level check when mastery was already scored (otherwise the flow checks right after)."""
+def _stored_unfit(cfg) -> list[str]:
+    """Where mastery is already scored: the cells that will not run, one line per model and level."""
     try:
         mastery = Store(cfg.results_dir).read("mastery").to_pylist()
     except OSError:
         return []
-    problems = []
-    for m in cfg.models:
-        rows = [r for r in mastery if r["model"] == m.name]
-        if rows:
-            items = [{"item_id": r["item_id"], "split": r["split"], "domain": r["domain"]} for r in rows]
-            problems += [f"model {m.name}: {p}" for p in capacity_problems(cfg, items, {r["item_id"]: r["level"]
-                                                                                        for r in rows})]
-    return problems
+    levels: dict[str, dict[str, int]] = {}
+    items = {}
+    for r in mastery:
+        if any(m.name == r["model"] for m in cfg.models):
+            levels.setdefault(r["model"], {})[r["item_id"]] = r["level"]
+            items[r["item_id"]] = {"item_id": r["item_id"], "split": r["split"], "domain": r["domain"]}
+    unfit = unfit_cells(cfg, STUDY.grid(cfg), list(items.values()), levels)
+    grouped: dict[str, list[str]] = {}
+    for cell, why in unfit.items():
+        grouped.setdefault(why, []).append(cell.label)
+    return [f"warning: {len(labels)} cell(s) will be recorded as {why} (mastery is scored already): "
+            f"{', '.join(sorted(labels)[:6])}{' ...' if len(labels) > 6 else ''}" for why, labels in grouped.items()]
 
 
 class Knowledge(Study):
@@ -205,9 +217,8 @@ class Knowledge(Study):
         table = store.read_key("mastery", key)
         return dict(zip(table["item_id"].to_pylist(), table["level"].to_pylist()))
 
-    def check(self, cfg, data: StudyData, preps: dict[str, dict]) -> list[str]:
-        items = the_dataset(data).items
-        return [f"model {name}: {p}" for name, levels in preps.items() for p in capacity_problems(cfg, items, levels)]
+    def check(self, cfg, data: StudyData, preps: dict[str, dict]) -> dict:
+        return unfit_cells(cfg, self.grid(cfg), the_dataset(data).items, preps)
 
     def grid(self, cfg) -> list:
         spec = dataset_spec(cfg)
@@ -262,6 +273,17 @@ class Knowledge(Study):
         if warning := zero_weight_warning(next(r for r in rows if r["scope"] == "region")):
             log.warning("[%s] %s", run.cell.label, warning)
 
+    def prompt_cases(self, cfg, data: StudyData):
+        """Each item asked in its relation's longest phrasing with room for the longest answer decoded, and with
+        its target (training, KL)."""
+        ds = the_dataset(data)
+        room = max(cfg.mastery.max_new_tokens, cfg.eval.max_new_tokens)
+        longest = {r: max(ds.spec.phrasings(r)[:cfg.mastery.n_map], key=len) for r in ds.spec.subsets}
+        for it in ds.items:
+            q = longest[it["relation"]].format(s=it["subject"])
+            yield PromptCase(f"{it['item_id']} asked as {q!r}", ds, {**it, "question": q}, room=room)
+            yield PromptCase(f"{it['item_id']} with its answer", ds, it, cap=cfg.train.max_length)
+
     def validate(self, cfg) -> list[str]:
         problems = []
         try:
@@ -270,9 +292,8 @@ class Knowledge(Study):
             return [f"data.dataset: {e}"]
         if spec.type != "cbqa":
             return [f"data.dataset: {spec.name} is a {spec.type} dataset; Study K needs a cbqa dataset"]
-        unknown = sorted(set(cfg.data.id_relations or []) - set(spec.subsets))
-        if unknown:
-            problems.append(f"data.id_relations: {unknown} are not relations of {spec.name} ({sorted(spec.subsets)})")
+        problems += [f"data.id_relations: {unknown('relation', r, spec.subsets)} (the relations of {spec.name})"
+                     for r in cfg.data.id_relations or [] if r not in spec.subsets]
         short = sorted(r for r in spec.subsets if len(spec.phrasings(r)) < cfg.mastery.n_map)
         if short:
             problems.append(f"mastery.n_map is {cfg.mastery.n_map} but relations {short} of {spec.name} have fewer "
@@ -301,11 +322,24 @@ class Knowledge(Study):
         if not ds.split("test") or not n_train:
             problems.append(f"data: {ds.name} has {len(ds.split('test'))} test items and no in-domain training items "
                             f"(in-domain relations: {cfg.data.id_relations or spec.groups.get('id')})")
-        elif n_train < max(cfg.grid.sample_counts):
-            problems.append(f"data: {n_train} ID training items in all, fewer than the largest sample count "
-                            f"{max(cfg.grid.sample_counts)} (grid.sample_counts); lower it or enlarge the data")
+        elif n_train < min(cfg.grid.sample_counts):
+            problems.append(f"data: {n_train} ID training items in all, fewer than every sample count "
+                            f"{cfg.grid.sample_counts} (grid.sample_counts): no cell could train; lower them or enlarge "
+                            f"the data")
         problems += prompt_problems(cfg.models, ds)
-        return problems + _stored_capacity(cfg)
+        return problems
+
+    def notes(self, cfg) -> list[str]:
+        notes = _stored_unfit(cfg)
+        try:
+            ds = the_dataset(self.load_data(cfg))
+        except (ValueError, KeyError, OSError):
+            return notes
+        n_train = sum(it["split"] == "train" and it["domain"] == "id" for it in ds.items)
+        if too_many := [n for n in cfg.grid.sample_counts if n > n_train]:
+            notes.append(f"warning: sample counts {too_many} exceed the {n_train} ID training items: their cells will "
+                         f"be recorded as not run")
+        return notes
 
     def costs(self, cfg, calibrate: bool = False) -> list[str]:
         """Mastery samples, evaluation prompts and training tokens of the plan, with a time estimate for

@@ -77,9 +77,11 @@ class Study:
         """What every cell of one base model shares (Study K: its mastery levels); None by default."""
         return None
 
-    def check(self, cfg, data, preps: dict) -> list[str]:
-        """Problems found once every model is prepared (too few items at a level, say)."""
-        return []
+    def check(self, cfg, data, preps: dict) -> dict:
+        """Cells of the grid the prepared data cannot run, each with why (Study K: a mastery level that holds fewer
+        training items than the cell's sample count), known once every model is prepared: {Cell: reason}. The flow
+        records them as not run and runs every other cell."""
+        return {}
 
     def grid(self, cfg) -> list:
         """config -> [Cell]."""
@@ -100,6 +102,11 @@ class Study:
     def evaluate(self, run, built) -> None:
         """Evaluate a built model and write its rows (metrics, scores, ...)."""
         raise NotImplementedError
+
+    def prompt_cases(self, cfg, data):
+        """Every kind of prompt the study gives a model, as ftscope.context.PromptCase, so that a prompt longer
+        than the model's context is refused before anything runs (the longest of each kind is enough)."""
+        return []
 
     def validate(self, cfg) -> list[str]:
         """Problems found before anything runs."""
