@@ -44,10 +44,13 @@ def files_fingerprint(paths: list[Path], root: Path | None = None) -> dict[str, 
 
 
 def model_fingerprint(path: str) -> str:
-    """A local checkpoint: its config and the names and sizes of its files; a hub id: the id itself."""
+    """A local checkpoint: its config and the names and sizes of its files, and what it was made from when ftscope
+    made it (`ftscope-source.txt`: a GGUF file's digest, a sandbox model's pretraining key, kernels included); a
+    hub id: the id itself."""
     local = Path(path)
     if not local.is_dir():
         return fingerprint({"hub_id": path})
     files = {f.name: f.stat().st_size for f in sorted(local.iterdir()) if f.is_file()}
     config = (local / "config.json").read_text() if (local / "config.json").exists() else ""
-    return fingerprint({"files": files, "config": config})
+    source = local / "ftscope-source.txt"
+    return fingerprint({"files": files, "config": config, **({"source": source.read_text()} if source.is_file() else {})})

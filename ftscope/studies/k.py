@@ -375,7 +375,9 @@ class Knowledge(Study):
                         temperature=m.temperature)}
                     how = "measured now on this machine"
             lines.append(f"model {model.name}: mastery {n_items:,} items x {m.n_map} phrasings x {m.n_sample} samples "
-                         f"= {human(samples)} samples, " + estimate(samples, rates, model.gpus, how))
+                         f"= {human(samples)} samples" + (", " + estimate(samples, rates, model.gpus, how) if rates else ""))
+        if not all(rates_of(cfg, model) for model in cfg.models) and not calibrate:
+            lines.append(estimate(samples, {}, 0, ""))  # how to get one, said once for the study
         return lines
 
 

@@ -2,14 +2,17 @@
 method variant / train level; columns: sample count), mastery-level counts, the parameter-level picture,
 the README block, one function per figure, and the paper's findings as comparisons."""
 
+import json
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
+from ftscope.report import numbers
 from ftscope.report.figures import COLORS, count_ticks, legend, line, panels, reference, save
-from ftscope.report.page import Section
-from ftscope.report.results import KL, Results, compare
+from ftscope.report.page import Section, columns
+from ftscope.report.results import KL, Results, compare, interval_kind
 from ftscope.stats import bootstrap_mean
 from ftscope.studies.study import StudyReport
 
@@ -45,26 +48,25 @@ def _variant_order(variant: str) -> tuple:
 
 # -- text tables -------------------------------------------------------------------------------------
 
-def _grid_table(conds, scale: float, title: str) -> str:
+def _grid_table(conds, kind: str, title: str) -> str:
+    """Rows: model / method variant / train level; columns: the sample counts. The base model, which trains on
+    nothing, shows its value under every count. `kind`: 'points' (accuracy) or 'kl'."""
     if not conds:
         return f"{title}: no finished cells yet"
-    cells = {}
-    for c in conds:
-        cells[(c.model, c.variant, c.axes.get("level", "none"), c.axes.get("n", 0))] = scale * c.value
-    counts = sorted({n for *_, n in cells})
-    grid: dict[tuple, dict[int, float]] = {}
-    for (model, variant, level, n) in sorted(cells, key=lambda k: (k[0], *_variant_order(k[1]), k[2], k[3])):
-        grid.setdefault((model, variant, level), {})[n] = cells[(model, variant, level, n)]
-    head = f"{'model':<16}{'method':<20}{'level':<7}" + "".join(f"{'n=' + str(n):>9}" for n in counts)
-    lines = [title, head, "-" * len(head)]
-    for (model, variant, level), vals in grid.items():
-        lines.append(f"{model:<16}{variant:<20}{level:<7}" + "".join(
-            f"{vals[n]:>9.3g}" if n in vals else f"{'-':>9}" for n in counts))
-    return "\n".join(lines)
+    write = numbers.sig3 if kind == "kl" else (lambda v: numbers.points(v))
+    counts = sorted({c.axes["n"] for c in conds if "n" in c.axes})
+    grid: dict[tuple, dict[int, str]] = {}
+    for c in sorted(conds, key=lambda c: (c.model, *_variant_order(c.variant), c.axes.get("level", "-"))):
+        row = grid.setdefault((c.model, c.variant, c.axes.get("level", "-")), {})
+        for n in ([c.axes["n"]] if "n" in c.axes else counts):
+            row[n] = write(c.value)
+    rows = [[model, variant, level] + [vals.get(n, numbers.DASH) for n in counts]
+            for (model, variant, level), vals in grid.items()]
+    return title + "\n" + columns(["model", "method", "level"] + [f"n={n}" for n in counts], rows, left=3)
 
 
 def accuracy_table(results: Results, domain: str) -> str:
-    return _grid_table(results.select(metric=_score, domain=domain, slice="all"), 100,
+    return _grid_table(results.select(metric=_score, domain=domain, slice="all"), "points",
                        f"accuracy (%) on {domain}_test, by train level x sample count")
 
 
@@ -86,17 +88,22 @@ def change_summary(results: Results) -> str:
     if not sft:
         return "parameter change: no SFT cells yet"
     shares = [r["top1_share"] for r in sft]
-    lines = [f"parameter change ({sft[0]['measure']}): the top 1% of elements holds {100 * min(shares):.0f}-"
-             f"{100 * max(shares):.0f}% (median {100 * float(np.median(shares)):.0f}%) of the total change over "
-             f"{len(sft)} SFT cells (paper: about 70%); {sum(r['n_zero_base'] for r in sft)} base weights are "
-             f"exactly 0"]
+    zeros = {results.cells[r["cell_id"]]["model"]: r["n_zero_base"] for r in sft}  # per base model
+    lines = textwrap.wrap(
+        f"parameter change ({sft[0]['measure']}): the top 1% of elements holds {100 * min(shares):.0f}-"
+        f"{100 * max(shares):.0f}% (median {100 * float(np.median(shares)):.0f}%) of the total change over "
+        f"{len(sft)} SFT cells (paper: about 70%); {'/'.join(f'{z:,}' for z in sorted(set(zeros.values())))} "
+        f"base weights are exactly 0" + (" (per base model)" if len(zeros) > 1 else ""), 120, subsequent_indent="  ")
     undone: dict[tuple, list[float]] = {}
     for r in results.restoration:
         if r["strategy"] == "top":
             undone.setdefault((r["k_percent"], r["matrix"]), []).append(r["undone_share"])
     if undone:
         mats = sorted({m for _, m in undone}, key=(MATRICES + ["other"]).index)
-        lines.append("share of each matrix type's change undone by restoring the top k% (mean over restore cells)")
+        measures = sorted({json.loads(results.cells[r["cell_id"]]["config"] or "{}").get("method", {}).get(
+            "restore", {}).get("measure", "relative") for r in results.restoration})
+        lines.append(f"share of each matrix type's change ({'/'.join(measures)}) undone by restoring the top k% (mean "
+                     f"over restore cells)")
         lines.append(f"{'k %':>6}" + "".join(f"{m:>8}" for m in mats))
         for k in sorted({k for k, _ in undone}):
             vals = {m: float(np.mean(v)) for (kk, m), v in undone.items() if kk == k}
@@ -105,7 +112,7 @@ def change_summary(results: Results) -> str:
 
 
 TABLES = [mastery_table, lambda r: accuracy_table(r, "id"), lambda r: accuracy_table(r, "ood"),
-          lambda r: _grid_table(r.select(metric=KL, domain="id", slice="all"), 1,
+          lambda r: _grid_table(r.select(metric=KL, domain="id", slice="all"), "kl",
                                 "token-level KL to the base model on id_test"),
           change_summary]
 
@@ -135,27 +142,27 @@ def headline(results: Results) -> str:
     conds = [c for c in results.select(metric=_score, slice="all", prompt_map=0, shots=0) if c.variant == c.method]
     kl = results.select(metric=KL, slice="all", domain="id", method="sft")
     counts = sorted({c.axes["n"] for c in conds if "n" in c.axes})
-    head = f"{'method':<7}{'level':<7}" + "".join(f"{'ID n=' + str(n):>10}" for n in counts) + \
-        "".join(f"{'OOD n=' + str(n):>11}" for n in counts) + "".join(f"{'KL n=' + str(n):>10}" for n in counts)
-    lines = [head, "-" * len(head)]
+    head = ["method", "level"] + [f"ID n={n}" for n in counts] + [f"OOD n={n}" for n in counts] + \
+        [f"KL n={n}" for n in counts]
+    rows = []
     methods = sorted({c.method for c in conds}, key=lambda m: (m != "base", m != "sft", m != "lora", m))
     for method in methods:
         mine = [c for c in conds if c.method == method]
         for lvl in sorted({c.axes.get("level", "none") for c in mine}, key=lambda v: (v == "mixed", v)):
-            def cell(of, n, scale=100, fmt=".1f"):
+            def cell(of, n, write=numbers.points):
                 c = next((c for c in of if c.axes.get("n", 0) in (n, 0) and c.axes.get("level", "none") == lvl), None)
-                return f"{scale * c.value:{fmt}}" if c else "-"
-            lines.append(f"{method:<7}{lvl:<7}" + "".join(f"{cell([c for c in mine if c.domain == 'id'], n):>10}"
-                                                          for n in counts)
-                         + "".join(f"{cell([c for c in mine if c.domain == 'ood'], n):>11}" for n in counts)
-                         + "".join(f"{cell(kl, n, 1, '.3f') if method == 'sft' else '-':>10}" for n in counts))
+                return write(c.value) if c else numbers.DASH
+            rows.append([method, lvl] + [cell([c for c in mine if c.domain == "id"], n) for n in counts]
+                        + [cell([c for c in mine if c.domain == "ood"], n) for n in counts]
+                        + [cell(kl, n, numbers.sig3) if method == "sft" else numbers.DASH for n in counts])
     seeds = max((c.seeds for c in conds), default=0)
     bases = max((c.base_models for c in conds), default=0)
     n_id = next((c.n for c in conds if c.domain == "id"), 0)
     n_ood = next((c.n for c in conds if c.domain == "ood"), 0)
     over = f"{bases} base models x {seeds} seed(s)" if bases > 1 else f"{seeds} seed(s)"
-    return (mastery_check(results) + f"\naccuracy (%) on {n_id} ID and {n_ood} OOD test facts, mean over "
-            f"{over}; KL on the ID facts\n" + "\n".join(lines) + "\n\n" + change_summary(results))
+    return (mastery_check(results) + f"\naccuracy (%) on {numbers.count(n_id)} ID and {numbers.count(n_ood)} OOD test "
+            f"facts, mean over {over}; KL on the ID facts\n" + columns(head, rows, left=2) + "\n\n"
+            + change_summary(results))
 
 
 # -- figures: one function each; (Results, out dir) -> Section, or None when there is nothing to draw ----
@@ -174,26 +181,28 @@ def accuracy_figure(results: Results, out: Path) -> Section | None:
     counts = sorted({c.axes["n"] for c in sft})
     fig, axes = panels(2)
     rows = []
+    several = any(c.seeds > 1 for c in sft)  # a seed spread to show
     for ax, domain in zip(axes, ("id", "ood")):
         for i, lvl in enumerate(_levels(sft)):
             pts = {c.axes["n"]: c for c in sft if c.domain == domain and c.axes["level"] == lvl}
             _over_counts(ax, counts, pts, f"level {lvl}", COLORS[i % 10])
             rows += [{"domain": domain, "train level": lvl, "n": n, "accuracy %": _pct(c.value),
                       "95% low": _pct(c.lo), "95% high": _pct(c.hi), "items": c.n, "seeds": c.seeds,
-                      "seed sd %": _pct(c.spread)} for n, c in sorted(pts.items())]
+                      **({"seed sd %": _pct(c.spread) if c.seeds > 1 else None} if several else {})}
+                     for n, c in sorted(pts.items())]
         if domain in base:
             b = base[domain]
             reference(ax, _pct(b.value), _pct(b.lo), _pct(b.hi), "base model")
-            rows.append({"domain": domain, "train level": "base", "n": 0, "accuracy %": _pct(b.value),
-                         "95% low": _pct(b.lo), "95% high": _pct(b.hi), "items": b.n, "seeds": b.seeds,
-                         "seed sd %": 0.0})
+            rows.append({"domain": domain, "train level": "base", "n": None, "accuracy %": _pct(b.value),
+                         "95% low": _pct(b.lo), "95% high": _pct(b.hi), "items": b.n, "seeds": None,
+                         **({"seed sd %": None} if several else {})})
         ax.set(title=f"{'in' if domain == 'id' else 'out of'} domain (test)", xlabel="training samples",
                ylabel="accuracy (%)", xscale="log")
         count_ticks(ax, counts)
     legend(axes[0], fontsize=7)
     return Section("Accuracy vs sample count, by mastery of the training data",
-                   "Full SFT; error bars and the base model's band are 95% intervals (Wilson, or a bootstrap over test "
-                   "items when several seeds are averaged).", save(fig, out, "k_accuracy"), rows)
+                   f"Full SFT; error bars and the base model's band are 95% intervals: "
+                   f"{interval_kind(sft + list(base.values()))}.", save(fig, out, "k_accuracy"), rows)
 
 
 def accuracy_by_test_level_figure(results: Results, out: Path) -> Section | None:
@@ -218,7 +227,8 @@ def accuracy_by_test_level_figure(results: Results, out: Path) -> Section | None
     axes[0].set_ylabel("ID accuracy (%)")
     legend(axes[0], fontsize=6)
     return Section("Accuracy by the test facts' mastery level",
-                   "In-domain test facts split by how well the base model knew them.",
+                   f"In-domain test facts split by how well the base model knew them; 95% intervals: "
+                   f"{interval_kind(by_test)}.",
                    save(fig, out, "k_accuracy_by_test_level"), rows)
 
 
@@ -238,8 +248,8 @@ def kl_figure(results: Results, out: Path) -> Section | None:
                 title="token-level KL to the base model (ID test)")
     count_ticks(axes[0], counts)
     legend(axes[0], fontsize=7)
-    return Section("Token-level KL vs sample count", "Mean over answer tokens, then over test items; 95% bootstrap "
-                   "intervals over items.", save(fig, out, "k_kl"), rows)
+    return Section("Token-level KL vs sample count", f"Mean over answer tokens, then over test items; 95% intervals: "
+                   f"{interval_kind(kl)}.", save(fig, out, "k_kl"), rows)
 
 
 def restoration_figure(results: Results, out: Path) -> Section | None:
@@ -276,7 +286,8 @@ def restoration_figure(results: Results, out: Path) -> Section | None:
     legend(axes[0], fontsize=7)
     return Section("Restoring the most-changed parameters",
                    "Each point pools every restore cell of that strategy and k (same test items); lines: SFT and "
-                   "LoRA cells over the same grid.", save(fig, out, "k_restoration"), rows)
+                   "LoRA cells over the same grid; 95% intervals: a bootstrap over the pooled test items.",
+                   save(fig, out, "k_restoration"), rows)
 
 
 def params_figure(results: Results, out: Path) -> Section | None:
