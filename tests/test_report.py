@@ -46,11 +46,21 @@ def test_study_k_report_from_the_store(methods_store, tmp_path):
                   "Restoring the most-changed parameters", "Parameter change", "what the paper found", "Cells",
                   "Config of the latest run", "Software versions", "Timings of the done cells"):
         assert escape(title) in html, title
-    assert html.count("<img") == len(K_FIGURES) and html.count("<table>") >= 8
+    assert html.count("<img") == len(K_FIGURES) + 1 and html.count("<table>") >= 8  # + the findings' forest plot
     assert "1 failed, 1 missing" in html and failed in html and missing in html and "OutOfMemory" in html
     assert "not run (yet)" in html
     assert "restoring the most-changed parameters" in html  # a comparison, with its verdict
     assert any(v in html for v in ("reproduced", "not distinguishable", "contradicted"))
+
+
+def test_the_report_opens_with_the_findings_and_their_figure(methods_store, tmp_path):
+    _, results = methods_store
+    html = build_report(Store(results), tmp_path / "out").read_text()
+    first = html.index("<h2")
+    assert "what the paper found" in html[first:html.index("</h2>", first)]
+    section = html[first:html.index("<h2", first + 1)]
+    assert "<img alt=" in section and "findings_" in next(p.name for p in (tmp_path / "out" / "figures").glob("findings_*.png"))
+    assert "<nav><ol>" in html and "id='cells'" in html and "done cells; written" in html
 
 
 def test_study_k_comparisons_pair_every_test_item(methods_store):
@@ -125,7 +135,7 @@ def test_the_html_report_loads_in_headless_chromium(methods_store, tmp_path):
         browser.save_screenshot(str(tmp_path / "report.png"))
     finally:
         browser.quit()
-    assert len(images) == len(K_FIGURES) and all(ok and width > 100 for ok, width, _ in images), images
+    assert len(images) == len(K_FIGURES) + 1 and all(ok and width > 100 for ok, width, _ in images), images
     assert errors == [], json.dumps(errors)
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
