@@ -205,6 +205,16 @@ def cmd_repair(args) -> int:
     return 0
 
 
+def cmd_compact(args) -> int:
+    from ftscope.store import Store  # deferred: see the module docstring
+
+    lines = Store(args.results).compact()
+    for line in lines:
+        print(line)
+    print(f"compacted {len(lines)} table(s)" if lines else "nothing to compact")
+    return 0
+
+
 def cmd_server(args) -> int:
     from flows.server import ServerDidNotStart, kept_server, start_server, stop_server  # deferred: see the docstring
 
@@ -337,6 +347,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--readme", help="rewrite the findings between <!-- findings:STUDY --> markers in this file")
     command("repair", cmd_repair, "move damaged store files to .quarantine/ and mark their cells missing; record "
                                   "dead runs as crashed (the next `ftscope run` redoes what they held)", "results")
+    command("compact", cmd_compact, "merge the small files of finished cells into one file per table (a study does "
+                                    "it at its end; safe while cells run, and if it is killed)", "results")
     s = command("server", cmd_server, "keep one Prefect server across runs (history survives, start-up is paid once)")
     s.add_argument("action", choices=["start", "stop", "status"])
     s.add_argument("--port", type=int, default=4200, help="port of the server (start; default 4200)")

@@ -12,7 +12,8 @@ from prefect.settings import PREFECT_UI_URL
 from prefect.states import Crashed
 
 from ftscope.config import parse_config
-from ftscope.runs import latest_config, mark_dead
+from ftscope.plan import to_retry
+from ftscope.runs import mark_dead
 from ftscope.store import Store
 from tasks.automations import ensure_automations
 from tasks.dispatch import IN_FLIGHT, lost
@@ -123,10 +124,7 @@ def mark_zombies(cfg, store: Store) -> list[str]:
 def retry(results: str, study: str | None = None, deployment: str = "study/study") -> tuple[list[str], str]:
     """Mark dead cell runs Crashed and submit the study again: only missing or failed cells run."""
     store = Store(results)
-    raw = latest_config(store, study)
-    cfg = parse_config(raw)
-    mark_zombies(cfg, store)
-    latest = store.latest_cells()
-    todo = [r["label"] for r in store.read("plan").to_pylist()
-            if r["study"] == cfg.study and latest.get(r["cell_id"], {}).get("status") != "done"]
+    raw, _ = to_retry(store, study)
+    mark_zombies(parse_config(raw), store)
+    _, todo = to_retry(Store(results), study)
     return todo, submit(raw, deployment)

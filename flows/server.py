@@ -4,7 +4,8 @@
 2. the ftscope server started by `ftscope server start`, when it answers: one server kept across runs, with
    its own database under FTSCOPE_HOME (default ~/.ftscope), so run history survives and start-up is paid once;
 3. otherwise a temporary server for this run, with a throwaway database, that dies with this process even
-   when it is killed with SIGKILL (Linux: the kernel's parent-death signal).
+   when it is killed with SIGKILL (Linux: the kernel's parent-death signal). It serves the Prefect UI too, so the
+   run's "View at" link opens the run while it lasts (the UI's files are copied once, under FTSCOPE_HOME/ui).
 
 Starting a server waits on its health endpoint for a time that scales with how busy the machine is, and says
 what it is waiting for."""
@@ -68,9 +69,10 @@ def startup_limit() -> float:
 
 
 def _spawn(prefect_home: Path, port: int, temporary: bool) -> subprocess.Popen:
-    """A Prefect server process: `prefect server start` (with its UI) for the kept one; for a temporary one
-    just the API app under uvicorn, faster to start. Prefect reads its settings from the environment when it
-    is imported: it is located without importing it."""
+    """A Prefect server process: `prefect server start` for the kept one; for a temporary one the server app under
+    uvicorn, with its UI but only the services an ephemeral server runs (`prefect.server.api.server`'s own factory
+    with `ephemeral=False` would start them all). Prefect reads its settings from the environment when it is
+    imported: it is located without importing it."""
     env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "DO_NOT_TRACK": "1"}
     env.pop("PREFECT_API_URL", None)
@@ -79,12 +81,24 @@ def _spawn(prefect_home: Path, port: int, temporary: bool) -> subprocess.Popen:
         return subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host",
                                  "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    site = Path(importlib.util.find_spec("prefect").origin).parent.parent
-    return subprocess.Popen([sys.executable, "-m", "uvicorn", "--app-dir", str(site), "--factory",
-                             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+    here = Path(__file__).resolve().parent.parent
+    return subprocess.Popen([sys.executable, "-m", "uvicorn", "--app-dir", str(here), "--factory",
+                             "flows.server:temporary_app", "--host", "127.0.0.1", "--port", str(port),
                              "--log-level", "error", "--lifespan", "on"],
-                            env={**env, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1"}, stdout=log,
+                            env={**env, "PREFECT_UI_ENABLED": "1", "PREFECT_UI_STATIC_DIRECTORY": str(home() / "ui"),
+                                 "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}, stdout=log,
                             stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+
+
+def temporary_app():
+    """The temporary server's app (uvicorn calls this in the server process): Prefect's API with an ephemeral
+    server's services, and the Prefect UI mounted over it, so the run's link opens its page."""
+    from prefect.server.api.server import create_app, create_ui_app  # deferred: runs in the server process only
+
+    app = create_app(ephemeral=True)
+    app.router.routes = [r for r in app.router.routes if getattr(r, "name", None) != "ui"]
+    app.mount("/", create_ui_app(ephemeral=False), name="ui")
+    return app
 
 
 def _wait(proc: subprocess.Popen, url: str, log: Path, what: str) -> None:

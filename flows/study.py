@@ -29,8 +29,8 @@ from ftscope.validate import check_config, prompt_problems
 from tasks.artifacts import CellProgress, summary_artifact
 from tasks.dispatch import dispatch_task
 from tasks.policy import ensure_gpu_limits
-from tasks.study import (base_model_task, cell_task, not_run_task, plan_task, prepare_data_task, prepare_model_task,
-                         release_task, report_task)
+from tasks.study import (base_model_task, cell_task, compact_task, not_run_task, plan_task, prepare_data_task,
+                         prepare_model_task, release_task, report_task)
 
 
 @flow(name="study")
@@ -77,6 +77,7 @@ def study(config_path: str | None = None, results_dir: str | None = None, valida
     failed = run_cells(cfg, raw, todo, contexts, CellProgress(cfg, len(planned), len(planned) - len(todo)))
 
     release_task(cfg, planned)
+    compact_task(cfg)
     report = report_task(cfg, return_state=True)
     text, page = report.result() if report.is_completed() else ("", None)
     if page:
@@ -168,9 +169,9 @@ def dispatch_jobs(cfg, raw: dict, todo, progress: CellProgress) -> list[str]:
         for fut in as_completed(list(futures.values())):
             fut.wait()
             job, state = job_by_future[id(fut)], fut.state
-            latest = Store(cfg.results_dir).latest_cells()
+            store = Store(cfg.results_dir)  # only this job's cells' attempts are read, not the whole table
             for p in job:
-                done = latest.get(p.cid, {}).get("status") == "done"
+                done = (store.attempts(p.cid) or [{}])[-1].get("status") == "done"
                 progress.finished(p, Completed() if done else state if not state.is_completed() else
                                   Failed(message="its job completed without it"))
                 if not done:

@@ -8,6 +8,7 @@ from ftscope import checkpoints
 from ftscope.fingerprint import model_fingerprint
 from ftscope.grid import Cell, cell_id
 from ftscope.methods import RECIPES
+from ftscope.runs import latest_config
 from ftscope.store import Store
 
 
@@ -60,6 +61,16 @@ def pending(cfg, planned: list[PlannedCell], store: Store, not_run: set[str] | N
     todo |= {p.parent_id for p in planned if p.cid in todo and p.parent_id
              and not checkpoints.available(cfg, p.parent_id)}
     return [p for p in planned if p.cid in todo]
+
+
+def to_retry(store: Store, study: str | None = None) -> tuple[dict, list[str]]:
+    """(the study's latest config, the labels of its planned cells that are not done and that the data can run):
+    what `ftscope retry` submits again."""
+    raw = latest_config(store, study)
+    latest = store.latest_cells()
+    todo = [r["label"] for r in store.read("plan").to_pylist() if r["study"] == raw["study"]
+            and latest.get(r["cell_id"], {}).get("status") not in ("done", "not_run")]
+    return raw, todo
 
 
 def remaining(cfg, study, data, store: Store, base_paths: dict[str, str | None]) -> list[PlannedCell] | None:

@@ -63,6 +63,12 @@ def cell_task(cfg, planned: PlannedCell, ctx: ModelContext, label: str, owner: d
                         planned.parent_id, keep=planned.has_children, owner=owner)
 
 
+@task(name="compact", cache_policy=NO_CACHE)
+def compact_task(cfg) -> list[str]:
+    """Merge the small files of the study's finished cells (one file per cell and table) into one per table."""
+    return Store(cfg.results_dir).compact()
+
+
 @task(name="release-checkpoints", cache_policy=NO_CACHE)
 def release_task(cfg, planned: list[PlannedCell]) -> list[str]:
     return checkpoints.release(cfg, planned, Store(cfg.results_dir).latest_cells())

@@ -79,3 +79,69 @@ def test_an_object_store_gets_one_upload_per_file_and_no_staging(tmp_path):
     assert sorted(p.rsplit("/", 1)[1] for p in mem.find("/ftscope-test/results")) == ["a-0.parquet", "a.parquet"]
     assert store.sql("SELECT value FROM metrics").fetchall() == [(0.5,)]
     assert store.sweep() == []
+
+
+def _many(store, n=12):
+    """n cells: each with its metrics and scores, an attempt row (the last one failed, then done)."""
+    for i in range(n):
+        cid = f"c{i:02d}"
+        store.write("metrics", cid, [_metric(cid, i / n)])
+        store.write("scores", cid, [{"cell_id": cid, "task": "cbqa", "dataset": "d", "domain": "id", "slice": "all",
+                                     "prompt_map": 0, "shots": 0, "metric": "contains", "item_id": f"i{j}",
+                                     "value": float((i + j) % 2), "prediction": None} for j in range(5)])
+        _cell(store, cid, "done", 1)
+    _cell(store, "c00", "failed", 0)
+
+
+def _snapshot(store):
+    s = Store(store.uri)
+    return (sorted(map(str, s.read("metrics", done_only=True).to_pylist())),
+            sorted(map(str, s.read("scores", done_only=True, cells=["c03", "c07"]).to_pylist())),
+            sorted(s.keys("metrics")), s.read_key("metrics", "c05").to_pylist(), len(s.attempts("c00")),
+            sorted(s.latest_cells()), s.sql("SELECT count(*), round(sum(value), 6) FROM scores").fetchall(),
+            s.sql("SELECT cell_id, value FROM metrics ORDER BY cell_id").fetchall())
+
+
+def test_compaction_keeps_every_read_and_a_rewrite_wins_over_it(tmp_path):
+    store = Store(str(tmp_path))
+    _many(store)
+    before = _snapshot(store)
+    lines = store.compact()
+    assert any(line.startswith("scores: 12 files") for line in lines), lines
+    assert [p.name for p in (tmp_path / "metrics").glob("*.parquet")][0].startswith("~compacted-")
+    assert len(list((tmp_path / "scores").glob("*.parquet"))) == 1 and _snapshot(store) == before
+    Store(str(tmp_path)).write("metrics", "c05", [_metric("c05", 0.99)])  # the cell re-ran after the compaction
+    assert Store(str(tmp_path)).read_key("metrics", "c05")["value"].to_pylist() == [0.99]
+    assert sorted(Store(str(tmp_path)).read("metrics")["value"].to_pylist()).count(0.99) == 1
+    Store(str(tmp_path)).compact()  # the newer compaction holds the new value; nothing doubles
+    assert Store(str(tmp_path)).read_key("metrics", "c05")["value"].to_pylist() == [0.99]
+    assert Store(str(tmp_path)).read("metrics").num_rows == 12
+
+
+def test_a_compaction_killed_midway_loses_and_doubles_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    store = Store(str(tmp_path))
+    _many(store)
+    before = _snapshot(store)
+    for point in ("compact:scores:keys", "compact:scores", "compact:scores:written"):
+        p = subprocess.run([sys.executable, "-c", f"from ftscope.store import Store; Store({str(tmp_path)!r}).compact()"],
+                           env={**__import__("os").environ, "FTSCOPE_KILL_AT": point}, capture_output=True)
+        assert p.returncode == -9, p.stderr
+        assert _snapshot(store) == before, point  # killed before, during or after writing the merged file
+    assert Store(str(tmp_path)).compact() and _snapshot(store) == before
+    assert len(list((tmp_path / "scores").glob("*.parquet"))) == 2  # the killed run's merged file, and the last one
+
+
+def test_a_damaged_compacted_file_marks_every_cell_it_held(tmp_path):
+    store = Store(str(tmp_path))
+    _many(store, 4)
+    store.compact(["scores"])
+    (merged,) = (tmp_path / "scores").glob("~compacted-*.parquet")
+    merged.write_bytes(merged.read_bytes()[:200])  # truncated: no footer
+    store = Store(str(tmp_path))
+    assert list(store.damaged(["scores"])) == [str(merged)]
+    lines = store.repair()
+    assert len(lines) == 1 and "4 cells are marked damaged" in lines[0]
+    assert {r["status"] for r in Store(str(tmp_path)).latest_cells().values()} == {"damaged"}

@@ -7,13 +7,21 @@ with several base models of one family, base models too). Its 95% interval is Wi
 counts for a proportion from one cell, a bootstrap over test items of the items' seed-averaged values for
 one base model, and a bootstrap over base models then test items for several (stats.hierarchical_mean).
 Comparisons pair the same test items, on the same base models, on both sides.
+
+At paper scale (4,145 cells, tens of millions of per-item scores) nothing is read whole: the conditions come from
+the `metrics` and `kl` rows; an interval is computed when a table or figure first asks for it; per-item scores are
+read for the cells a bootstrap or a comparison needs, a batch at a time, and only the most recent few thousand
+cells' scores are kept.
 """
 
 import json
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ftscope.metrics import METRICS
 from ftscope.runs import latest_config
@@ -22,6 +30,8 @@ from ftscope.store import Store
 
 KEY = ("dataset", "domain", "slice", "prompt_map", "shots", "metric")
 KL = "kl"  # the pseudo-metric under which the `kl` table's rows join the conditions
+KEPT_CELLS = 4096  # cells whose per-item scores stay in memory (at 2 x 2,000 items a cell, a few hundred MB)
+SCORE_COLUMNS = ["cell_id", *KEY, "item_id", "value"]
 
 
 @dataclass
@@ -42,8 +52,31 @@ class Condition:
     base: dict = field(default_factory=dict)  # cell -> the base model it was trained from (a replica of `model`)
     values: list[float] = field(default_factory=list)  # per seed
     n: int = 0  # test items
-    lo: float = float("nan")
-    hi: float = float("nan")
+    total: float = 0.0  # of a single cell: the stored sum (the number correct, for a proportion)
+    results: "Results | None" = field(default=None, repr=False, compare=False)
+    _interval: tuple[float, float] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def lo(self) -> float:
+        return self.interval[0]
+
+    @property
+    def hi(self) -> float:
+        return self.interval[1]
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The 95% interval, computed when first asked for: Wilson's on one cell's stored counts for a proportion;
+        else a bootstrap over test items (over base models first, when there are several)."""
+        if self._interval is None:
+            if self.base_models > 1:
+                _, lo, hi = hierarchical_mean([list(v.values()) for v in self.results.base_item_values(self).values()])
+                self._interval = (lo, hi)
+            elif len(self.cells) > 1 or not is_proportion(self.metric):
+                self._interval = bootstrap_mean(list(self.results.item_values(self).values()))
+            else:
+                self._interval = wilson(self.total, self.n)
+        return self._interval
 
     @property
     def value(self) -> float:
@@ -91,14 +124,16 @@ class Results:
         self.cells = {r["cell_id"]: r for r in cells.df().to_dict("records")}
         for r in self.cells.values():
             r["axes"], r["params"] = json.loads(r["axes"] or "{}"), json.loads(r["params"] or "{}")
-        mine = lambda rows: [r for r in rows if r["cell_id"] in self.cells]  # noqa: E731
-        self.params = mine(store.read("params", done_only=True).to_pylist())
-        self.restoration = mine(store.read("restoration", done_only=True).to_pylist())
-        self.mastery = store.read("mastery").to_pylist()
-        self._scores = None
-        rows = mine(store.read("metrics", done_only=True).to_pylist())
+        mine = sorted(self.cells)
+        params = store.read("params", cells=mine)
+        self.params = params.filter(pc.is_in(params["scope"], pa.array(["region", "matrix_type"]))).to_pylist()
+        self.restoration = store.read("restoration", cells=mine).to_pylist()
+        self.mastery = store.read("mastery", columns=["model", "item_id", "relation", "split", "domain", "exposure",
+                                                      "r", "level"]).to_pylist()
+        self._scores: OrderedDict[str, dict[tuple, dict[str, float]]] = OrderedDict()  # cell -> its scores
+        rows = store.read("metrics", cells=mine).to_pylist()
         rows += [{**r, "task": "", "prompt_map": 0, "shots": 0, "metric": KL, "total": r["value"] * r["n"]}
-                 for r in mine(store.read("kl", done_only=True).to_pylist())]
+                 for r in store.read("kl", cells=mine).to_pylist()]
         family = self._families()
         groups: dict[tuple, Condition] = {}
         for r in rows:
@@ -107,19 +142,14 @@ class Results:
             key = (model, c["method"], c["variant"], json.dumps(c["axes"], sort_keys=True)) + tuple(r[k] for k in KEY)
             cond = groups.get(key) or groups.setdefault(key, Condition(
                 model, c["method"], c["variant"], c["axes"], r["dataset"], r["task"], r["domain"], r["slice"],
-                r["prompt_map"], r["shots"], r["metric"], c["params"]))
+                r["prompt_map"], r["shots"], r["metric"], c["params"], results=self))
             cond.cells.append(r["cell_id"])
             cond.values.append(r["value"])
             cond.base[r["cell_id"]] = c["model"]
             cond.n = r["n"]
-            if len(cond.cells) == 1 and is_proportion(r["metric"]):
-                cond.lo, cond.hi = wilson(r["total"], r["n"])
+            if len(cond.cells) == 1:
+                cond.total = r["total"]
         self.conditions = list(groups.values())
-        for cond in self.conditions:
-            if cond.base_models > 1:
-                _, cond.lo, cond.hi = hierarchical_mean([list(v.values()) for v in self.base_item_values(cond).values()])
-            elif len(cond.cells) > 1 or not is_proportion(cond.metric):
-                cond.lo, cond.hi = bootstrap_mean(list(self.item_values(cond).values()))
 
     def _families(self) -> dict[str, str]:
         """model -> its family, from the latest run's config (a model with none is its own)."""
@@ -142,22 +172,34 @@ class Results:
         """The metrics the study's test sets are scored by (KL aside)."""
         return sorted({c.metric for c in self.conditions if c.metric != KL})
 
-    def scores(self) -> dict[tuple, dict[str, float]]:
-        """(cell, dataset, domain, slice, prompt map, shots, metric) -> {item id: value}. An item is stored
-        once, under its own slice (Study K: its mastery level); the `all` slice is the union of them."""
-        if self._scores is None:
-            self._scores = defaultdict(dict)
-            t = self.store.read("scores", done_only=True)
-            cols = [t[c].to_pylist() for c in ("cell_id",) + KEY + ("item_id", "value")]
+    def scores(self, cells) -> dict[str, dict[tuple, dict[str, float]]]:
+        """Per cell: (dataset, domain, slice, prompt map, shots, metric) -> {item id: value}, read from the store
+        for the cells not read yet, in one pass. An item is stored once, under its own slice (Study K: its mastery
+        level); the `all` slice is the union of them."""
+        cells = list(dict.fromkeys(cells))
+        missing = [c for c in cells if c not in self._scores]
+        if missing:
+            t = self.store.read("scores", columns=SCORE_COLUMNS, cells=missing)
+            got: dict[str, dict[tuple, dict[str, float]]] = {c: defaultdict(dict) for c in missing}
+            cols = [t[c].to_pylist() for c in SCORE_COLUMNS]
             for cid, dataset, domain, slice_, *rest, item, value in zip(*cols):
-                self._scores[(cid, dataset, domain, slice_, *rest)][item] = value
+                got[cid][(dataset, domain, slice_, *rest)][item] = value
                 if slice_ != "all":
-                    self._scores[(cid, dataset, domain, "all", *rest)][item] = value
-        return self._scores
+                    got[cid][(dataset, domain, "all", *rest)][item] = value
+            self._scores.update(got)
+        out = {}
+        for c in cells:
+            self._scores.move_to_end(c)
+            out[c] = self._scores[c]
+        while len(self._scores) > max(KEPT_CELLS, len(cells)):
+            self._scores.popitem(last=False)
+        return out
 
     def item_values(self, cond: Condition, cells: list[str] | None = None) -> dict[str, float]:
         """Per test item, its value averaged over the condition's cells (or `cells` of them)."""
-        per_seed = [self.scores().get((cid, *(getattr(cond, k) for k in KEY)), {}) for cid in cells or cond.cells]
+        key = tuple(getattr(cond, k) for k in KEY)
+        of = self.scores(cells or cond.cells)
+        per_seed = [of[cid].get(key, {}) for cid in cells or cond.cells]
         items = set.intersection(*(set(s) for s in per_seed)) if per_seed else set()
         return {i: sum(s[i] for s in per_seed) / len(per_seed) for i in sorted(items)}
 
@@ -168,6 +210,12 @@ class Results:
             by_base[cond.base.get(cid, cond.model)].append(cid)
         return {b: self.item_values(cond, cids) for b, cids in sorted(by_base.items())}
 
+    def matrix_rows(self, method: str) -> list[dict]:
+        """The per-matrix, per-layer `params` rows of the cells of one method (read when a figure asks)."""
+        cells = sorted(cid for cid, c in self.cells.items() if c["method"] == method)
+        t = self.store.read("params", cells=cells)
+        return t.filter(pc.equal(t["scope"], "matrix")).to_pylist() if cells else []
+
     def select(self, **where) -> list[Condition]:
         """Conditions whose fields (or axes) equal the given values; a callable value is a predicate."""
         return [c for c in self.conditions
@@ -176,6 +224,7 @@ class Results:
     def pooled(self, conds: list[Condition]) -> dict[tuple, float]:
         """Per (base model, dataset, item) over several conditions (prompt maps, datasets), the mean value."""
         acc: dict[tuple, list[float]] = defaultdict(list)
+        self.scores([cid for c in conds for cid in c.cells])  # one pass over the store for all of them
         for c in conds:
             for base, values in self.base_item_values(c).items():
                 for item, v in values.items():

@@ -291,10 +291,9 @@ def restoration_figure(results: Results, out: Path) -> Section | None:
 
 
 def params_figure(results: Results, out: Path) -> Section | None:
-    rows = [r for r in results.params if results.cells[r["cell_id"]]["method"] == "sft"]
-    if not rows:
+    region = [r for r in results.params if results.cells[r["cell_id"]]["method"] == "sft" and r["scope"] == "region"]
+    if not region:
         return None
-    region = [r for r in rows if r["scope"] == "region"]
     table = []
     for r in sorted(region, key=lambda r: (results.cells[r["cell_id"]]["axes"]["level"],
                                           results.cells[r["cell_id"]]["axes"]["n"])):
@@ -303,7 +302,7 @@ def params_figure(results: Results, out: Path) -> Section | None:
                       "top 1% share %": _pct(r["top1_share"]), "top 5% %": _pct(r["top5_share"]),
                       "top 10% %": _pct(r["top10_share"]), "zero base weights": r["n_zero_base"],
                       "elements": r["n_elements"]})
-    per = [r for r in rows if r["scope"] == "matrix"]
+    per = results.matrix_rows("sft")
     layers = sorted({r["layer"] for r in per})
     total = [[0.0] * len(MATRICES) for _ in layers]
     counts = [[0] * len(MATRICES) for _ in layers]
