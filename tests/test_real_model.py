@@ -172,5 +172,5 @@ def test_names_a_config_points_at_are_checked_with_the_closest_suggested(tmp_pat
     path.write_text(yaml.safe_dump(raw))
     _, problems, _ = validate(str(path))
     text = "\n".join(problems)
-    assert "eval.shots: unknown task 'inference'" in text and "known: question_generation, sentiment" in text, text
+    assert "eval.shots: unknown task 'inference'" in text and "known: nli, paraphrase, question_generation" in text, text
     assert "unknown task 'sentimnt'; did you mean 'sentiment'?" in text, text

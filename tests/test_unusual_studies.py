@@ -45,7 +45,7 @@ def test_unusual_study_k(name, smoke_config, smoke_base, prefect_harness, tmp_pa
         assert "base" in text and figures == set() and "parameter change: no SFT cells yet" in text
     else:
         assert figures == {"k_accuracy", "k_accuracy_by_test_level", "k_kl", "k_params"} and "sft" in text
-    assert "<h2>Cells</h2>" in html and "1 done, 0 failed, 0 missing" in html
+    assert ">Cells</h2>" in html and "1 done, 0 failed, 0 missing" in html
 
 
 @pytest.mark.parametrize("name", sorted(G_STUDIES))

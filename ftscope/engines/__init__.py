@@ -67,14 +67,14 @@ def identity(cfg, model) -> dict:
     options = options_of(cfg, name)
     out = {"engine": name, "version": ENGINES.get(name).version(),
            "options": options.model_dump(exclude=set(getattr(options, "RUNTIME", ())))}
-    if model.decode_dtype is not None:
+    if getattr(model, "decode_dtype", None) is not None:
         out["dtype"] = model.decode_dtype
     return out
 
 
 def decode_dtype(model) -> str:
     """The dtype an engine decodes this model's weights in."""
-    return model.decode_dtype or model.dtype
+    return getattr(model, "decode_dtype", None) or model.dtype
 
 
 def open_engine(cfg, model, path: str, gpus: list[int] | None, hf_model=None) -> Engine:

@@ -241,9 +241,9 @@ def meta_sections(store: Store, study: str | None):
                             "eval s": c["eval_s"], "device": c["device"], "threads": c["threads"]})
     runs = sorted((r for r in store.read("runs").to_pylist() if not study or r["study"] == study),
                   key=lambda r: r["started_at"])
-    out = [Section("Cells", f"{counts['done']} done, {counts['failed']} failed, {counts.get('not_run', 0)} not run "
-                   f"(the data cannot run them), {counts['missing']} missing. Failed, not run and missing cells are "
-                   "gaps in the figures and tables, never zeros.", None, gaps)]
+    not_run = f"{counts['not_run']} not run (the data cannot run them), " if counts.get("not_run") else ""
+    out = [Section("Cells", f"{counts['done']} done, {counts['failed']} failed, {not_run}{counts['missing']} missing. "
+                   "Failed, not run and missing cells are gaps in the figures and tables, never zeros.", None, gaps)]
     if runs:
         last = runs[-1]
         out.append(Section("Runs", "", None, [{"run": r["run_id"][:8], "study": r["study"], "status": r["status"],

@@ -260,9 +260,9 @@ class Generalization(Study):
                                 f"({spec.origin})")
             if datasets.source_of(spec)[1].takes_path and cfg.data.source == "default" and not cfg.data.root:
                 problems.append(f"data.root: dataset {name} is read from the study's data directory; set data.root")
-        tested = {by_name[t].task for t in cfg.data.test}
-        problems += [f"eval.shots: {unknown('task', task, tested)} (the tasks of data.test)"
-                     for task in sorted(cfg.eval.shots or {}) if task not in tested]
+        tasks = {spec.task for spec in datasets.registry(cfg.datasets_dirs).values() if spec.type != "cbqa"}
+        problems += [f"eval.shots: {unknown('task', task, tasks)}" for task in sorted(cfg.eval.shots or {})
+                     if task not in tasks]
         tasks = {by_name[t].task for t in cfg.grid.train}
         if len(tasks) < len(cfg.grid.train):
             problems.append("grid.train: give one training dataset per task")
