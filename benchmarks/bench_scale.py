@@ -118,7 +118,8 @@ class Writer:
             self.levels[m.name] = {it["item_id"]: int(lvl) for it, lvl in zip(items, levels)}
             fp = mastery_fingerprint(self.cfg, m, bases[m.name], data)
             self.store.write("mastery", f"{m.name}-{fp}", pa.table({
-                "model": [m.name] * len(items), "model_fp": ["synthetic"] * len(items), "data_fp": [data.fingerprint] * len(items),
+                "model": [m.name] * len(items), "model_fp": ["synthetic"] * len(items),
+                "data_fp": [data.fingerprint] * len(items),
                 "item_id": [it["item_id"] for it in items], "relation": [it["relation"] for it in items],
                 "split": [it["split"] for it in items], "domain": [it["domain"] for it in items],
                 "exposure": [-1] * len(items), "hits": (r * 210).round().astype(int), "r": r, "level": levels,

@@ -55,7 +55,7 @@ def _nothing_to_do(cfg) -> str | None:
     from ftscope.store import Store  # deferred: see the module docstring
     from ftscope.studies import STUDIES  # deferred: see the module docstring
 
-    store, kind = Store(cfg.results_dir), STUDIES.get(cfg.kind)
+    store, kind = Store(cfg.results_dir, snapshot=True), STUDIES.get(cfg.kind)
     data = kind.load_data(cfg)
     bases = {m.name: local_model(m, data, cfg.cache_dir) or (m.path if m.sandbox is None and not is_gguf(m.path) else None)
              for m in cfg.models}
@@ -123,7 +123,7 @@ def _print_outcome(cfg, state, report: str | None) -> int:
     from ftscope.report.render import build_report, report_dir, report_text, saved_report  # deferred: see the docstring
     from ftscope.store import DamagedStore, Store  # deferred: see the module docstring
 
-    store = Store(cfg.results_dir)
+    store = Store(cfg.results_dir, snapshot=True)
     try:  # a completed flow returns the text its report task wrote; after a failure, read it from the store
         text = state.result() if state.is_completed() else report_text(store, cfg.study)
         print("\n" + text)
@@ -148,7 +148,7 @@ def cmd_status(args) -> int:
     from ftscope.runs import dead_runs, latest_config, latest_runs  # deferred: see the module docstring
     from ftscope.store import Store  # deferred: see the module docstring
 
-    store = Store(args.results)
+    store = Store(args.results, snapshot=True)
     claims, prefect = None, None
     try:
         cfg = latest_config(store, args.study)
@@ -178,7 +178,7 @@ def cmd_report(args) -> int:
     from ftscope.report import render  # deferred: see the module docstring
     from ftscope.store import Store  # deferred: see the module docstring
 
-    store = Store(args.results)
+    store = Store(args.results, snapshot=True)
     results = render.read_results(store, args.study)
     print(render.report_text(store, args.study, results))
     page = render.build_report(store, args.out or os.path.join(args.results, "report"), args.study, results)
@@ -278,7 +278,7 @@ def cmd_results(args) -> int:
         return 2
     query = f"SELECT * FROM {args.table}" + (f" WHERE {args.where}" if args.where else "")
     try:
-        rel = Store(args.results).sql(query)
+        rel = Store(args.results, snapshot=True).sql(query)
     except Exception as e:  # noqa: BLE001 -- DuckDB's own message says what is wrong with the SQL
         print(f"query failed: {e}", file=sys.stderr)
         return 2

@@ -10,8 +10,6 @@
 Starting a server waits on its health endpoint for a time that scales with how busy the machine is, and says
 what it is waiting for."""
 
-import ctypes
-import importlib.util
 import json
 import os
 import shutil
@@ -25,6 +23,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from ftscope.train.launcher import die_with_parent
+
 
 class ServerDidNotStart(RuntimeError):
     pass
@@ -36,13 +36,6 @@ def home() -> Path:
 
 def _record() -> Path:
     return home() / "server.json"
-
-
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass  # not Linux: the server is still stopped when this process exits normally
 
 
 def _free_port() -> int:
@@ -87,7 +80,7 @@ def _spawn(prefect_home: Path, port: int, temporary: bool) -> subprocess.Popen:
                              "--log-level", "error", "--lifespan", "on"],
                             env={**env, "PREFECT_UI_ENABLED": "1", "PREFECT_UI_STATIC_DIRECTORY": str(home() / "ui"),
                                  "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}, stdout=log,
-                            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                            stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
 
 
 def temporary_app():
@@ -164,6 +157,7 @@ def local_api():
         yield os.environ["PREFECT_API_URL"]
         return
     if url := kept_server():
+        _drain()  # as below
         os.environ["PREFECT_API_URL"] = url
         try:
             yield url
@@ -177,7 +171,8 @@ def local_api():
     proc = _spawn(tmp, port, temporary=True)
     try:
         _wait(proc, url, tmp / "server.log", "a temporary Prefect server (`ftscope server start` keeps one)")
-        os.environ["PREFECT_API_URL"] = url
+        _drain()  # Prefect keeps one events sender per process, whatever the URL: one left from another server goes
+        os.environ["PREFECT_API_URL"] = url  # on sending this run's task runs there
         yield url
     finally:
         _drain()

@@ -29,8 +29,17 @@ from ftscope.validate import check_config, prompt_problems
 from tasks.artifacts import CellProgress, summary_artifact
 from tasks.dispatch import dispatch_task
 from tasks.policy import ensure_gpu_limits
-from tasks.study import (base_model_task, cell_task, compact_task, not_run_task, plan_task, prepare_data_task,
-                         prepare_model_task, release_task, report_task)
+from tasks.study import (
+    base_model_task,
+    cell_task,
+    compact_task,
+    not_run_task,
+    plan_task,
+    prepare_data_task,
+    prepare_model_task,
+    release_task,
+    report_task,
+)
 
 
 @flow(name="study")
@@ -77,7 +86,9 @@ def study(config_path: str | None = None, results_dir: str | None = None, valida
     failed = run_cells(cfg, raw, todo, contexts, CellProgress(cfg, len(planned), len(planned) - len(todo)))
 
     release_task(cfg, planned)
-    compact_task(cfg)
+    compacted = compact_task(cfg, return_state=True)  # housekeeping: a failure loses nothing, the next run retries
+    for line in compacted.result() if compacted.is_completed() else [f"not compacted: {compacted.message}"]:
+        log.info("store: %s", line)
     report = report_task(cfg, return_state=True)
     text, page = report.result() if report.is_completed() else ("", None)
     if page:

@@ -3,7 +3,6 @@ estimate from a throughput (the config's `generation.samples_per_second`, or one
 short calibration run of the real generator on the real model)."""
 
 import time
-from pathlib import Path
 
 from ftscope import generation, gguf
 from ftscope.engines import open_engine

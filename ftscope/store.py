@@ -13,6 +13,11 @@ says which cells it held). A key's rows come from its own small file when there 
 compaction, or left by a compaction killed before it deleted them), else from the newest compacted file that
 holds it: a crash anywhere in a compaction changes nothing any reader sees. Readers take only the columns and the
 cells they ask for (row groups of a compacted file are skipped by their statistics).
+
+A Store lists a table's files each time it reads it (one listing; a compacted file's key list is read once, as a
+compacted file is never rewritten under its name), so a long-lived Store sees what other processes write. A
+`snapshot` Store lists each table once and reads that state throughout: one consistent view, and on an object
+store one listing per table for a whole report.
 """
 
 import hashlib
@@ -92,7 +97,7 @@ CELL_TABLES = ("metrics", "scores", "kl", "params", "restoration")  # rows that 
 
 
 class Store:
-    def __init__(self, root: str):
+    def __init__(self, root: str, snapshot: bool = False):
         if "://" in root:
             try:  # s3://, gs://, hdfs://, file:// natively
                 self.fs, self.root = pafs.FileSystem.from_uri(root)
@@ -105,8 +110,10 @@ class Store:
         else:
             self.fs, self.root, self.local = pafs.LocalFileSystem(), os.path.abspath(root), True
         self.uri = root
-        self._layout: dict[str, "Layout"] = {}  # what a table's files hold, listed once per Store object
-        self._latest: dict[str, dict] | None = None
+        self.snapshot = snapshot
+        self._layout: dict[str, "Layout"] = {}  # the last listing of each table (reused as is by a snapshot)
+        self._footers: dict[str, tuple[str, ...]] = {}  # compacted file -> the keys it holds
+        self._latest: tuple[str, dict[str, dict]] | None = None  # (the cells listing's stamp, latest attempts)
         self._lock = threading.Lock()
 
     def _dir(self, table: str) -> str:
@@ -117,8 +124,6 @@ class Store:
     def _changed(self, table: str) -> None:
         with self._lock:
             self._layout.pop(table, None)
-            if table == "cells":
-                self._latest = None
 
     def write(self, table: str, key: str, rows: "list[dict] | pa.Table") -> str:
         """Write rows (dicts, or a table of the columns without `schema_version`) as `<table>/<key>.parquet`,
@@ -168,21 +173,24 @@ class Store:
     # -- what a table's files hold -------------------------------------------------------------------
 
     def layout(self, table: str) -> "Layout":
-        """The table's small files by key and its compacted files with the keys each holds (one listing, and the
-        footer of each compacted file), kept until this Store object writes to the table."""
+        """The table's small files by key and its compacted files with the keys each holds: one listing (a
+        snapshot's first listing, until it writes to the table), and the footer of each compacted file once."""
         with self._lock:
-            if table in self._layout:
+            if self.snapshot and table in self._layout:
                 return self._layout[table]
         info = self.fs.get_file_info(pafs.FileSelector(self._dir(table), allow_not_found=True))
-        small, compacted = {}, []
+        small, compacted, stamp = {}, [], hashlib.sha256()
         for i in sorted(info, key=lambda i: i.base_name):
             if not i.base_name.endswith(".parquet") or i.base_name.startswith("."):
                 continue
+            stamp.update(f"{i.base_name}:{i.size}:{i.mtime_ns}\n".encode())
             if i.base_name.startswith(COMPACTED):
-                compacted.append((i.path, self._compacted_keys(i.path)))
+                if i.path not in self._footers:
+                    self._footers[i.path] = self._compacted_keys(i.path)
+                compacted.append((i.path, self._footers[i.path]))
             else:
                 small[i.base_name[:-len(".parquet")]] = i.path
-        layout = Layout(small, compacted)
+        layout = Layout(small, compacted, stamp.hexdigest())
         with self._lock:
             self._layout[table] = layout
         return layout
@@ -235,50 +243,65 @@ class Store:
         if done_only and table in CELL_TABLES:
             done = self.done_cells()
             wanted = done if wanted is None else wanted & done
-        layout = self.layout(table)
         keyed = table in CELL_TABLES  # keys are cell ids
-        small = [p for k, p in layout.small.items() if not keyed or wanted is None or k in wanted]
-        parts = []
-        try:
-            if small:
-                parts.append(ds.dataset(small, schema=schema, filesystem=self.fs, format="parquet").to_table(columns=cols))
-            for path, keys in layout.compacted:
-                mine = layout.owned(path, keys)
-                if keyed and wanted is not None:
-                    mine = [k for k in mine if k in wanted]
-                if not mine:
-                    continue
-                whole = len(mine) == len(keys)
-                data = ds.dataset(path, schema=schema.append(pa.field(KEY, pa.string())), filesystem=self.fs,
-                                  format="parquet")
-                parts.append(data.to_table(columns=cols, filter=None if whole else pc.field(KEY).isin(mine)))
-        except (pa.ArrowInvalid, OSError):
-            raise DamagedStore(self, self.damaged([table]) or {(small or self.files(table) or ["?"])[0]: "unreadable"}) \
-                from None
+        for listing in (1, 2):
+            layout = self.layout(table)
+            small = [p for k, p in layout.small.items() if not keyed or wanted is None or k in wanted]
+            try:
+                parts = self._parts(layout, schema, cols, small, wanted if keyed else None)
+                break
+            except FileNotFoundError:  # a compaction merged files since the listing: list again, once
+                if listing == 2:
+                    raise
+                self._changed(table)
+            except (pa.ArrowInvalid, OSError):
+                raise DamagedStore(self, self.damaged([table]) or {(small or self.files(table) or ["?"])[0]: "unreadable"}) \
+                    from None
         t = pa.concat_tables(parts) if parts else schema.empty_table().select(cols)
         if wanted is not None and table in CELL_TABLES and not keyed:
             t = t.filter(pc.is_in(t["cell_id"], pa.array(sorted(wanted), pa.string())))
         return t
+
+    def _parts(self, layout: "Layout", schema: pa.Schema, cols: list[str], small: list[str], wanted) -> list[pa.Table]:
+        """The rows of the listed small files, and of the keys each compacted file holds for `wanted` (all: None)."""
+        parts = []
+        if small:
+            parts.append(ds.dataset(small, schema=schema, filesystem=self.fs, format="parquet").to_table(columns=cols))
+        for path, keys in layout.compacted:
+            mine = layout.owned(path, keys)
+            if wanted is not None:
+                mine = [k for k in mine if k in wanted]
+            if not mine:
+                continue
+            whole = len(mine) == len(keys)
+            data = ds.dataset(path, schema=schema.append(pa.field(KEY, pa.string())), filesystem=self.fs, format="parquet")
+            parts.append(data.to_table(columns=cols, filter=None if whole else pc.field(KEY).isin(mine)))
+        return parts
 
     def done_cells(self) -> set[str]:
         return {cid for cid, r in self.latest_cells().items() if r["status"] == "done"}
 
     def read_key(self, table: str, key: str) -> pa.Table:
         """The rows written under one key: its small file, or its rows in the compacted file that holds it."""
-        layout = self.layout(table)
-        path = layout.small.get(key)
-        try:
-            if path is not None:
-                with self.fs.open_input_file(path) as f:
-                    return pq.read_table(f, schema=SCHEMAS[table])
-            if (holder := layout.holder(key)) is None:
-                raise FileNotFoundError(f"{self._dir(table)}/{key}.parquet")
-            path = holder
-            data = ds.dataset(holder, schema=SCHEMAS[table].append(pa.field(KEY, pa.string())), filesystem=self.fs,
-                              format="parquet")
-            return data.to_table(columns=SCHEMAS[table].names, filter=pc.field(KEY) == key)
-        except pa.ArrowInvalid as e:
-            raise DamagedStore(self, {path: str(e)[:200]}) from None
+        for listing in (1, 2):
+            layout = self.layout(table)
+            path = layout.small.get(key)
+            try:
+                if path is not None:
+                    with self.fs.open_input_file(path) as f:
+                        return pq.read_table(f, schema=SCHEMAS[table])
+                if (holder := layout.holder(key)) is None:
+                    raise FileNotFoundError(f"{self._dir(table)}/{key}.parquet")
+                path = holder
+                data = ds.dataset(holder, schema=SCHEMAS[table].append(pa.field(KEY, pa.string())), filesystem=self.fs,
+                                  format="parquet")
+                return data.to_table(columns=SCHEMAS[table].names, filter=pc.field(KEY) == key)
+            except FileNotFoundError:  # merged by a compaction since the listing: list again, once
+                if listing == 2:
+                    raise
+                self._changed(table)
+            except pa.ArrowInvalid as e:
+                raise DamagedStore(self, {path: str(e)[:200]}) from None
 
     def attempts(self, cid: str) -> list[dict]:
         """Every `cells` row of one cell, oldest first (reads only that cell's files, or rows)."""
@@ -287,38 +310,40 @@ class Store:
         return sorted(rows, key=lambda r: r["finished_at"])
 
     def latest_cells(self) -> dict[str, dict]:
-        """The most recent attempt of every cell, by cell id (computed once per Store object and write)."""
+        """The most recent attempt of every cell, by cell id (computed again only when the `cells` files change)."""
+        stamp = self.layout("cells").stamp
         with self._lock:
-            if self._latest is not None:
-                return self._latest
+            if self._latest is not None and self._latest[0] == stamp:
+                return self._latest[1]
         latest: dict[str, dict] = {}
         for row in self.read("cells").to_pylist():
             prev = latest.get(row["cell_id"])
             if prev is None or row["finished_at"] > prev["finished_at"]:
                 latest[row["cell_id"]] = row
         with self._lock:
-            self._latest = latest
+            self._latest = (stamp, latest)
         return latest
 
     # -- compaction ------------------------------------------------------------------------------------
 
-    def compact(self, tables=None) -> list[str]:
+    def compact(self, tables=None, min_files: int = 2) -> list[str]:
         """Merge the small files of finished work into one file per table: every `cells`, `mastery` and `runs`
         file, and the result files of cells whose latest attempt is done or not run (a cell that runs, or may run
         again, keeps its files small). The merged file is written whole before any small file is deleted, a small
         file changed since it was read is left in place, and a small file always wins over a compacted copy of its
         key: a compaction killed anywhere loses nothing and doubles nothing, and writers may go on meanwhile. One
-        compaction at a time per store (a lock beside it on a filesystem). Returns one line per table merged."""
+        compaction at a time per store (a lock beside it on a filesystem). A table with fewer than `min_files` such
+        files is left as it is. Returns one line per table merged."""
         lines = []
-        lock = f"{self.root}/{STAGING}/compact.lock"
+        lock = f"{self.root}/.compact.lock"
         if self.local:
-            os.makedirs(os.path.dirname(lock), exist_ok=True)
+            os.makedirs(self.root, exist_ok=True)
         with exclusive(Path(lock)) if self.local else nullcontext():
             finished = {cid for cid, r in self.latest_cells().items() if r["status"] in ("done", "not_run")}
             for table in tables or [t for t in SCHEMAS if t != "plan"]:
                 layout = self.layout(table)
                 keys = sorted(k for k in layout.small if table not in CELL_TABLES or k in finished)
-                if len(keys) < 2:
+                if len(keys) < max(min_files, 2):
                     continue
                 lines.append(self._compact(table, keys, layout))
         return lines
@@ -458,8 +483,8 @@ class Store:
 class Layout:
     """A table's files: `small` (key -> its own file) and `compacted` ((file, the keys it holds), oldest first)."""
 
-    def __init__(self, small: dict[str, str], compacted: list[tuple[str, tuple[str, ...]]]):
-        self.small, self.compacted = small, compacted
+    def __init__(self, small: dict[str, str], compacted: list[tuple[str, tuple[str, ...]]], stamp: str = ""):
+        self.small, self.compacted, self.stamp = small, compacted, stamp  # stamp: names, sizes and times listed
         self._holder: dict[str, str] = {}
         for path, keys in compacted:  # the newest compacted file that holds a key is its holder
             for k in keys:

@@ -63,10 +63,14 @@ def cell_task(cfg, planned: PlannedCell, ctx: ModelContext, label: str, owner: d
                         planned.parent_id, keep=planned.has_children, owner=owner)
 
 
+COMPACT_AT = 1000  # small files of finished work in one table before a study's end merges them
+
+
 @task(name="compact", cache_policy=NO_CACHE)
 def compact_task(cfg) -> list[str]:
-    """Merge the small files of the study's finished cells (one file per cell and table) into one per table."""
-    return Store(cfg.results_dir).compact()
+    """Merge the small files of the study's finished cells (one file per cell and table) into one per table, once
+    a table has COMPACT_AT of them: below that, a file per cell costs little and is easy to look at."""
+    return Store(cfg.results_dir).compact(min_files=COMPACT_AT)
 
 
 @task(name="release-checkpoints", cache_policy=NO_CACHE)
@@ -78,7 +82,7 @@ def release_task(cfg, planned: list[PlannedCell]) -> list[str]:
 def report_task(cfg) -> tuple[str, str]:
     """(the text tables and verdicts, the HTML report's path), under the results directory (or the artifacts
     directory when results live in an object store)."""
-    text, page = write_report(Store(cfg.results_dir), report_dir(cfg), cfg.study)
+    text, page = write_report(Store(cfg.results_dir, snapshot=True), report_dir(cfg), cfg.study)
     return text, str(page)
 
 

@@ -127,17 +127,25 @@ def test_the_html_report_loads_in_headless_chromium(methods_store, tmp_path):
     page = build_report(Store(results), tmp_path / "out")
     browser = _browser()
     try:
-        browser.set_window_size(1200, 900)
-        browser.get(page.resolve().as_uri())
+        widths = {}
+        for width in (1400, 800):  # a wide screen and a narrow one: the page never scrolls sideways
+            browser.set_window_size(width, 900)
+            browser.get(page.resolve().as_uri())
+            widths[width] = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth, "
+                                                   "document.querySelectorAll('nav a').length]")
+            browser.save_screenshot(str(tmp_path / f"report-{width}.png"))
         images = browser.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])")
+        jump = browser.execute_script("const a = document.querySelector('nav a'); a.click(); "
+                                      "return [a.getAttribute('href'), location.hash]")
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-        browser.save_screenshot(str(tmp_path / "report.png"))
     finally:
         browser.quit()
+    assert all(scroll <= inner and links >= 8 for scroll, inner, links in widths.values()), widths
+    assert jump[0] == jump[1] and jump[1].startswith("#")
     assert len(images) == len(K_FIGURES) + 1 and all(ok and width > 100 for ok, width, _ in images), images
     assert errors == [], json.dumps(errors)
-    assert (tmp_path / "report.png").stat().st_size > 10_000
+    assert (tmp_path / "report-800.png").stat().st_size > 10_000
 
 
 def test_the_readme_findings_are_rewritten_from_the_store(methods_store, tmp_path):

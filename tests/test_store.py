@@ -145,3 +145,18 @@ def test_a_damaged_compacted_file_marks_every_cell_it_held(tmp_path):
     lines = store.repair()
     assert len(lines) == 1 and "4 cells are marked damaged" in lines[0]
     assert {r["status"] for r in Store(str(tmp_path)).latest_cells().values()} == {"damaged"}
+
+
+def test_a_store_sees_other_writers_and_a_snapshot_keeps_one_view(tmp_path):
+    live, snapshot, other = Store(str(tmp_path)), Store(str(tmp_path), snapshot=True), Store(str(tmp_path))
+    _many(other, 4)
+    assert sorted(live.latest_cells()) == sorted(snapshot.latest_cells()) == ["c00", "c01", "c02", "c03"]
+    assert live.read("metrics").num_rows == snapshot.read("metrics").num_rows == 4
+    _cell(other, "c09", "done", 2)  # another process adds a cell, then compacts the store
+    other.write("metrics", "c09", [_metric("c09", 0.5)])
+    assert other.compact(min_files=100) == []  # fewer small files than asked for: left as they are
+    other.compact()
+    assert "c09" in live.latest_cells() and live.read("metrics", done_only=True).num_rows == 5
+    assert "c09" not in snapshot.latest_cells()  # its first listing of cells
+    assert snapshot.read("metrics").num_rows == 5  # the files it had listed were merged: it lists again, once
+    assert not (tmp_path / ".staging").exists() or not list((tmp_path / ".staging").iterdir())  # no lock left there

@@ -19,7 +19,6 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-
 import pyarrow as pa
 import pyarrow.compute as pc
 

@@ -1,7 +1,7 @@
 """`ftscope status`: the state of every planned cell from the store and the claims alone. A cell is done,
-failed (with its reason), not run (the data cannot run it: a mastery level with too few items), damaged (a result file was moved aside by `repair`), missing, running (its claim
-is held: where, and how far along it is), or crashed (its claim was taken and let go, by a process that
-wrote no result: the reason, when the claim kept one)."""
+failed (with its reason), not run (the data cannot run it: a mastery level with too few items), damaged (a result
+file was moved aside by `repair`), missing, running (its claim is held: where, and how far along it is), or crashed
+(its claim was taken and let go, by a process that wrote no result: the reason, when the claim kept one)."""
 
 import time
 from pathlib import Path

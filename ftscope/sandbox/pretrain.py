@@ -11,8 +11,8 @@ from ftscope.damage import move_aside, sweep_temporaries, temporary_name
 from ftscope.fingerprint import fingerprint
 from ftscope.locks import exclusive
 from ftscope.progress import Progress
-from ftscope.reproducible import kernels
 from ftscope.prompts import dataset_texts
+from ftscope.reproducible import kernels
 from ftscope.sandbox.spec import SandboxModel
 from ftscope.shards import checkpoint_problem
 from ftscope.studydata import StudyData
@@ -85,24 +85,39 @@ def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str) -> 
 
 
 def _pretrain_apart(spec: SandboxModel, data: StudyData, out: Path) -> None:
-    """Pretrain in a child process with one thread. Base models (a family's replicas) then pretrain side by side:
-    on a model this small one thread per model does more than two threads on one model (the demo's three took
-    140 s each, one after the other, at 75-130% of 2 cores), and with the pinned kernels the weights do not depend
-    on the thread count (tests/test_reproducible.py). The child inherits the kernel pins from the environment."""
-    import multiprocessing  # deferred: only pretraining starts a child
+    """Pretrain in a child process with one thread (`python -m ftscope.sandbox.pretrain`). Base models (a family's
+    replicas) then pretrain side by side: on a model this small one thread per model does more than two threads on
+    one model (the demo's three took 140 s each, one after the other, at 75-130% of 2 cores), and with the pinned
+    kernels the weights do not depend on the thread count (tests/test_reproducible.py). The child inherits the
+    kernel pins from the environment, dies with this process, and prints its progress lines on its terminal."""
+    import pickle  # deferred: only pretraining starts a child
+    import subprocess  # deferred: as above
+    import sys  # deferred: as above
 
-    with multiprocessing.get_context("spawn").Pool(1, initializer=_one_thread) as pool:
-        pool.apply(_pretrain, (spec, data, out))
+    from ftscope.train.launcher import die_with_parent  # deferred: as above
+
+    work = temporary_name(out.with_name(out.name + ".job"))
+    work.mkdir(parents=True)
+    try:
+        (work / "job.pkl").write_bytes(pickle.dumps((spec, data, out)))
+        child = subprocess.run([sys.executable, "-m", "ftscope.sandbox.pretrain", str(work / "job.pkl")],
+                               preexec_fn=die_with_parent, stdout=sys.stderr)
+        if child.returncode != 0:
+            raise RuntimeError(f"pretraining the sandbox model (seed {spec.seed}) failed (exit {child.returncode}); its "
+                               f"output is above")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def _one_thread() -> None:
-    """The child: one thread, and its progress lines (one per phase) on the parent's terminal."""
-    import torch  # deferred: the child's own torch, imported after the parent's environment is in place
+def _child(job: Path) -> None:
+    """The child: one thread, its progress lines (one per phase) on the terminal, then the pretraining."""
+    import pickle  # deferred: the child's own
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s | %(levelname)-7s | %(name)s - %(message)s",
                         datefmt="%H:%M:%S")
     logging.getLogger("ftscope").setLevel(logging.INFO)
+    _pretrain(*pickle.loads(job.read_bytes()))
 
 
 def _pretrain(spec: SandboxModel, data: StudyData, out: Path) -> None:
@@ -148,3 +163,9 @@ def _pack(tok, documents: list[str], block_size: int) -> list[torch.Tensor]:
         ids += enc + [tok.eos_token_id]
     n = len(ids) // block_size
     return list(torch.tensor(ids[: n * block_size]).view(n, block_size))
+
+
+if __name__ == "__main__":
+    import sys
+
+    _child(Path(sys.argv[1]))

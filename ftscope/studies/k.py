@@ -15,8 +15,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftscope import datasets, engines
-from ftscope.costs import calibrate as measure
 from ftscope.context import PromptCase
+from ftscope.costs import calibrate as measure
 from ftscope.costs import estimate, human, local_model, rates_of
 from ftscope.datasets import Dataset, Where
 from ftscope.divergence import KLConfig, kl_rows, token_kl

@@ -4,6 +4,7 @@ output line streamed to a callback and a log file, and exit codes mapped to clea
 
 import collections
 import contextvars
+import ctypes
 import os
 import re
 import shutil
@@ -48,6 +49,14 @@ _COLLECTIVE = re.compile(r"NCCL (error|timeout)|Watchdog caught collective opera
 # torchrun's summary names the first rank that failed; the others are then SIGTERMed by torchrun itself.
 _ROOT_EXIT = re.compile(r"Root Cause.*?exitcode\s*:\s*(-?\d+)", re.S)
 _port_lock, _ports_given = threading.Lock(), set()
+
+
+def die_with_parent() -> None:
+    """In a child, before it runs (preexec_fn): the kernel kills it when its parent dies, even by SIGKILL (Linux)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: the child is still stopped when its parent exits normally
 
 
 def free_port() -> int:
