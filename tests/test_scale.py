@@ -4,6 +4,7 @@ planning and validate, so the paths the benchmark measures keep working between 
 
 import csv
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,5 +55,11 @@ def test_a_sixteenth_of_the_paper_plan_through_every_everyday_command(tmp_path, 
     rows = list(csv.DictReader(one.open()))
     assert rows and {r["cell_id"] for r in rows} == {info["first"]}
 
-    assert to_retry(Store(results), "paper-k")[1] == []  # every planned cell of this size is done
+    store = Store(results)
+    assert to_retry(store, "paper-k")[1] == []  # every planned cell of this size is done
+    failed = {**store.latest_cells()[info["first"]], "status": "failed", "error": "synthetic failure",
+              "finished_at": datetime.now(timezone.utc) + timedelta(hours=1)}
+    store.write("cells", f"{info['first']}-failed", [failed])  # a later attempt of one cell that failed
+    label = next(r["label"] for r in store.read("plan").to_pylist() if r["cell_id"] == info["first"])
+    assert to_retry(Store(results), "paper-k")[1] == [label]  # only it is submitted again
     assert main(["validate", str(run / "paper-k.yaml"), "--results", results]) == 0
