@@ -20,6 +20,7 @@ compacted file is never rewritten under its name), so a long-lived Store sees wh
 store one listing per table for a whole report.
 """
 
+import bisect
 import hashlib
 import json
 import os
@@ -273,10 +274,35 @@ class Store:
                 mine = [k for k in mine if k in wanted]
             if not mine:
                 continue
-            whole = len(mine) == len(keys)
-            data = ds.dataset(path, schema=schema.append(pa.field(KEY, pa.string())), filesystem=self.fs, format="parquet")
-            parts.append(data.to_table(columns=cols, filter=None if whole else pc.field(KEY).isin(mine)))
+            if len(mine) == len(keys):
+                data = ds.dataset(path, schema=schema.append(pa.field(KEY, pa.string())), filesystem=self.fs,
+                                  format="parquet")
+                parts.append(data.to_table(columns=cols))
+            else:
+                parts.append(self._read_keys(path, schema, cols, mine))
         return parts
+
+    def _read_keys(self, path: str, schema: pa.Schema, cols: list[str], keys: list[str]) -> pa.Table:
+        """The rows of `keys` in a compacted file, reading only the row groups whose key range holds one of them
+        (the file is sorted by key): a few cells' rows cost their own row groups, not the file."""
+        keys = sorted(keys)
+        with self.fs.open_input_file(path) as f:
+            pf = pq.ParquetFile(f)
+            if not set(cols) <= set(pf.schema_arrow.names):  # an older schema: let the dataset fill the gaps
+                data = ds.dataset(path, schema=schema.append(pa.field(KEY, pa.string())), filesystem=self.fs,
+                                  format="parquet")
+                return data.to_table(columns=cols, filter=pc.field(KEY).isin(keys))
+            at = pf.schema_arrow.get_field_index(KEY)
+            groups = []
+            for g in range(pf.metadata.num_row_groups):
+                stats = pf.metadata.row_group(g).column(at).statistics
+                first = bisect.bisect_left(keys, stats.min) if stats is not None and stats.has_min_max else 0
+                if stats is None or not stats.has_min_max or (first < len(keys) and keys[first] <= stats.max):
+                    groups.append(g)
+            t = pf.read_row_groups(groups, columns=[*cols, KEY]) if groups else None
+        if t is None:
+            return schema.empty_table().select(cols)
+        return t.filter(pc.is_in(t[KEY], pa.array(keys, pa.string()))).select(cols).cast(pa.schema([schema.field(c) for c in cols]))
 
     def done_cells(self) -> set[str]:
         return {cid for cid, r in self.latest_cells().items() if r["status"] == "done"}
@@ -293,9 +319,7 @@ class Store:
                 if (holder := layout.holder(key)) is None:
                     raise FileNotFoundError(f"{self._dir(table)}/{key}.parquet")
                 path = holder
-                data = ds.dataset(holder, schema=SCHEMAS[table].append(pa.field(KEY, pa.string())), filesystem=self.fs,
-                                  format="parquet")
-                return data.to_table(columns=SCHEMAS[table].names, filter=pc.field(KEY) == key)
+                return self._read_keys(holder, SCHEMAS[table], SCHEMAS[table].names, [key])
             except FileNotFoundError:  # merged by a compaction since the listing: list again, once
                 if listing == 2:
                     raise

@@ -160,3 +160,24 @@ def test_a_store_sees_other_writers_and_a_snapshot_keeps_one_view(tmp_path):
     assert "c09" not in snapshot.latest_cells()  # its first listing of cells
     assert snapshot.read("metrics").num_rows == 5  # the files it had listed were merged: it lists again, once
     assert not (tmp_path / ".staging").exists() or not list((tmp_path / ".staging").iterdir())  # no lock left there
+
+
+def test_a_few_cells_of_a_compacted_file_read_only_their_row_groups(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    import ftscope.store
+
+    store = Store(str(tmp_path))
+    _many(store)
+    cells = ["c03", "c04", "c09"]
+    before = sorted(map(str, store.read("scores", cells=cells).to_pylist()))
+    monkeypatch.setattr(ftscope.store, "ROW_GROUP", 7)  # 60 rows in 9 row groups, a cell's 5 rows across two at most
+    store.compact(["scores"])
+    read = []
+    real = pq.ParquetFile.read_row_groups
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", lambda self, groups, **kw: read.append(groups) or
+                        real(self, groups, **kw))
+    s = Store(str(tmp_path))
+    assert sorted(map(str, s.read("scores", cells=cells).to_pylist())) == before
+    assert read and len(read[0]) <= 5 < pq.ParquetFile(next((tmp_path / "scores").glob("*.parquet"))).num_row_groups
+    assert s.read_key("scores", "c09").num_rows == 5

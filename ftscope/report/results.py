@@ -31,6 +31,16 @@ KEY = ("dataset", "domain", "slice", "prompt_map", "shots", "metric")
 KL = "kl"  # the pseudo-metric under which the `kl` table's rows join the conditions
 KEPT_CELLS = 4096  # cells whose per-item scores stay in memory (at 2 x 2,000 items a cell, a few hundred MB)
 SCORE_COLUMNS = ["cell_id", *KEY, "item_id", "value"]
+READ_BATCH = 64  # cells whose scores are read from the store at once
+_EMPTY = (np.zeros(0, dtype=np.int32), np.zeros(0))
+
+
+def _by_code(codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted by item code; of an item given twice, its last value (as a dict keeps it)."""
+    order = np.argsort(codes, kind="stable")
+    codes, values = codes[order], values[order]
+    last = np.append(codes[1:] != codes[:-1], True) if len(codes) else np.zeros(0, dtype=bool)
+    return codes[last], values[last]
 
 
 @dataclass
@@ -129,7 +139,9 @@ class Results:
         self.restoration = store.read("restoration", cells=mine).to_pylist()
         self.mastery = store.read("mastery", columns=["model", "item_id", "relation", "split", "domain", "exposure",
                                                       "r", "level"]).to_pylist()
-        self._scores: OrderedDict[str, dict[tuple, dict[str, float]]] = OrderedDict()  # cell -> its scores
+        self._scores: OrderedDict[str, dict[tuple, tuple[np.ndarray, np.ndarray]]] = OrderedDict()  # by cell
+        self._codes: dict[str, int] = {}  # item id -> its code
+        self._names: list[str] = []
         rows = store.read("metrics", cells=mine).to_pylist()
         rows += [{**r, "task": "", "prompt_map": 0, "shots": 0, "metric": KL, "total": r["value"] * r["n"]}
                  for r in store.read("kl", cells=mine).to_pylist()]
@@ -171,21 +183,14 @@ class Results:
         """The metrics the study's test sets are scored by (KL aside)."""
         return sorted({c.metric for c in self.conditions if c.metric != KL})
 
-    def scores(self, cells) -> dict[str, dict[tuple, dict[str, float]]]:
-        """Per cell: (dataset, domain, slice, prompt map, shots, metric) -> {item id: value}, read from the store
-        for the cells not read yet, in one pass. An item is stored once, under its own slice (Study K: its mastery
-        level); the `all` slice is the union of them."""
+    def scores(self, cells) -> dict[str, dict[tuple, tuple[np.ndarray, np.ndarray]]]:
+        """Per cell: (dataset, domain, slice, prompt map, shots, metric) -> (item codes, values), item codes
+        ascending, read from the store for the cells not read yet, a batch at a time. Items are coded once per
+        Results (`self.items` names them): a cell's scores take 12 bytes an item, not a Python dict's ~300."""
         cells = list(dict.fromkeys(cells))
         missing = [c for c in cells if c not in self._scores]
-        if missing:
-            t = self.store.read("scores", columns=SCORE_COLUMNS, cells=missing)
-            got: dict[str, dict[tuple, dict[str, float]]] = {c: defaultdict(dict) for c in missing}
-            cols = [t[c].to_pylist() for c in SCORE_COLUMNS]
-            for cid, dataset, domain, slice_, *rest, item, value in zip(*cols):
-                got[cid][(dataset, domain, slice_, *rest)][item] = value
-                if slice_ != "all":
-                    got[cid][(dataset, domain, "all", *rest)][item] = value
-            self._scores.update(got)
+        for start in range(0, len(missing), READ_BATCH):
+            self._scores.update(self._read_scores(missing[start:start + READ_BATCH]))
         out = {}
         for c in cells:
             self._scores.move_to_end(c)
@@ -194,13 +199,63 @@ class Results:
             self._scores.popitem(last=False)
         return out
 
+    def _read_scores(self, cells: list[str]) -> dict[str, dict[tuple, tuple[np.ndarray, np.ndarray]]]:
+        t = self.store.read("scores", columns=SCORE_COLUMNS, cells=cells)
+        got: dict[str, dict[tuple, tuple[np.ndarray, np.ndarray]]] = {c: {} for c in cells}
+        if not t.num_rows:
+            return got
+        items = pc.dictionary_encode(t["item_id"]).combine_chunks()
+        code_of = np.array([self._codes.setdefault(i, len(self._codes)) for i in items.dictionary.to_pylist()],
+                           dtype=np.int32)
+        codes = code_of[items.indices.to_numpy()]
+        values = t["value"].to_numpy()
+        group = np.zeros(t.num_rows, dtype=np.int64)  # (cell, dataset, ..., metric) as one number
+        for col in SCORE_COLUMNS[:-2]:
+            enc = pc.dictionary_encode(t[col]).combine_chunks()
+            group = group * len(enc.dictionary) + enc.indices.to_numpy()
+        _, first, group = np.unique(group, return_index=True, return_inverse=True)
+        order = np.argsort(group, kind="stable")
+        bounds = np.searchsorted(group[order], np.arange(len(first) + 1))
+        keys = t.take(first).select(SCORE_COLUMNS[:-2]).to_pylist()
+        for g, key in enumerate(keys):
+            rows = order[bounds[g]:bounds[g + 1]]
+            got[key["cell_id"]][tuple(key[k] for k in KEY)] = _by_code(codes[rows], values[rows])
+        return got
+
+    def _cell_scores(self, of: dict[tuple, tuple[np.ndarray, np.ndarray]], key: tuple):
+        """One cell's (codes, values) for `key`; the `all` slice is the union of the stored slices (an item is
+        stored once, under its own slice: Study K's mastery level)."""
+        if key[2] != "all":
+            return of.get(key, _EMPTY)
+        parts = [v for k, v in of.items() if k[:2] == key[:2] and k[3:] == key[3:]]
+        if len(parts) == 1:
+            return parts[0]
+        return _by_code(np.concatenate([p[0] for p in parts] or [_EMPTY[0]]),
+                        np.concatenate([p[1] for p in parts] or [_EMPTY[1]]))
+
     def item_values(self, cond: Condition, cells: list[str] | None = None) -> dict[str, float]:
-        """Per test item, its value averaged over the condition's cells (or `cells` of them)."""
+        """Per test item (sorted by id), its value averaged over the condition's cells (or `cells` of them)."""
         key = tuple(getattr(cond, k) for k in KEY)
         of = self.scores(cells or cond.cells)
-        per_seed = [of[cid].get(key, {}) for cid in cells or cond.cells]
-        items = set.intersection(*(set(s) for s in per_seed)) if per_seed else set()
-        return {i: sum(s[i] for s in per_seed) / len(per_seed) for i in sorted(items)}
+        per_seed = [self._cell_scores(of[cid], key) for cid in cells or cond.cells]
+        if not per_seed:
+            return {}
+        common = per_seed[0][0]
+        for codes, _ in per_seed[1:]:
+            common = np.intersect1d(common, codes, assume_unique=True)
+        total = np.zeros(len(common))
+        for codes, values in per_seed:  # summed seed by seed, in order, as sum() over a list would
+            total = total + values[np.searchsorted(codes, common)]
+        mean = total / len(per_seed)
+        names = [self.items[c] for c in common]
+        return {names[i]: float(mean[i]) for i in sorted(range(len(names)), key=names.__getitem__)}
+
+    @property
+    def items(self) -> list[str]:
+        """Item id of each item code."""
+        if len(self._names) < len(self._codes):
+            self._names = list(self._codes)
+        return self._names
 
     def base_item_values(self, cond: Condition) -> dict[str, dict[str, float]]:
         """Per base model, per test item, its value averaged over that base model's cells (seeds)."""
