@@ -302,7 +302,8 @@ class Store:
             t = pf.read_row_groups(groups, columns=[*cols, KEY]) if groups else None
         if t is None:
             return schema.empty_table().select(cols)
-        return t.filter(pc.is_in(t[KEY], pa.array(keys, pa.string()))).select(cols).cast(pa.schema([schema.field(c) for c in cols]))
+        t = t.filter(pc.is_in(t[KEY], pa.array(keys, pa.string()))).select(cols)
+        return t.cast(pa.schema([schema.field(c) for c in cols]))
 
     def done_cells(self) -> set[str]:
         return {cid for cid, r in self.latest_cells().items() if r["status"] == "done"}
