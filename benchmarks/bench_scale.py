@@ -271,7 +271,7 @@ class Moto:
         os.environ.update(self.env)
         import pyarrow.fs as pafs
 
-        pafs.S3FileSystem(endpoint_override=self.url, scheme="http").create_dir("ftscope")
+        pafs.S3FileSystem(endpoint_override=self.url, scheme="http", allow_bucket_creation=True).create_dir("ftscope")
 
     def requests(self) -> int:
         return sum(1 for line in self.log.read_text(errors="replace").splitlines() if '" 2' in line or '" 4' in line)

@@ -180,18 +180,19 @@ class Store:
             if self.snapshot and table in self._layout:
                 return self._layout[table]
         info = self.fs.get_file_info(pafs.FileSelector(self._dir(table), allow_not_found=True))
-        small, compacted, stamp = {}, [], hashlib.sha256()
+        small, compacted, stamp, sizes = {}, [], hashlib.sha256(), {}
         for i in sorted(info, key=lambda i: i.base_name):
             if not i.base_name.endswith(".parquet") or i.base_name.startswith("."):
                 continue
             stamp.update(f"{i.base_name}:{i.size}:{i.mtime_ns}\n".encode())
+            sizes[i.path] = i.size
             if i.base_name.startswith(COMPACTED):
                 if i.path not in self._footers:
                     self._footers[i.path] = self._compacted_keys(i.path)
                 compacted.append((i.path, self._footers[i.path]))
             else:
                 small[i.base_name[:-len(".parquet")]] = i.path
-        layout = Layout(small, compacted, stamp.hexdigest())
+        layout = Layout(small, compacted, stamp.hexdigest(), sizes)
         with self._lock:
             self._layout[table] = layout
         return layout
@@ -208,6 +209,13 @@ class Store:
                     return tuple(json.loads(f.read()))
             except (OSError, ValueError):
                 return ()
+
+    def _dataset(self, paths: list[str], schema: pa.Schema, sizes: dict[str, int]) -> ds.Dataset:
+        """Parquet files as one dataset, their sizes taken from the listing: on an object store each file then
+        costs its reads (the footer, the columns), not also a request for its size."""
+        fmt = ds.ParquetFileFormat()
+        return ds.FileSystemDataset([fmt.make_fragment(p, self.fs, file_size=sizes.get(p)) for p in paths], schema,
+                                    fmt, self.fs)
 
     def files(self, table: str) -> list[str]:
         layout = self.layout(table)
@@ -256,6 +264,9 @@ class Store:
                     raise
                 self._changed(table)
             except (pa.ArrowInvalid, OSError):
+                if listing == 1 and self.snapshot:  # a file rewritten since the snapshot listed it: list again
+                    self._changed(table)
+                    continue
                 raise DamagedStore(self, self.damaged([table]) or {(small or self.files(table) or ["?"])[0]: "unreadable"}) \
                     from None
         t = pa.concat_tables(parts) if parts else schema.empty_table().select(cols)
@@ -267,7 +278,7 @@ class Store:
         """The rows of the listed small files, and of the keys each compacted file holds for `wanted` (all: None)."""
         parts = []
         if small:
-            parts.append(ds.dataset(small, schema=schema, filesystem=self.fs, format="parquet").to_table(columns=cols))
+            parts.append(self._dataset(small, schema, layout.sizes).to_table(columns=cols))
         for path, keys in layout.compacted:
             mine = layout.owned(path, keys)
             if wanted is not None:
@@ -275,33 +286,24 @@ class Store:
             if not mine:
                 continue
             if len(mine) == len(keys):
-                data = ds.dataset(path, schema=schema.append(pa.field(KEY, pa.string())), filesystem=self.fs,
-                                  format="parquet")
-                parts.append(data.to_table(columns=cols))
+                parts.append(self._dataset([path], schema.append(pa.field(KEY, pa.string())), layout.sizes)
+                             .to_table(columns=cols))
             else:
-                parts.append(self._read_keys(path, schema, cols, mine))
+                parts.append(self._read_keys(path, schema, cols, mine, layout.sizes))
         return parts
 
-    def _read_keys(self, path: str, schema: pa.Schema, cols: list[str], keys: list[str]) -> pa.Table:
+    def _read_keys(self, path: str, schema: pa.Schema, cols: list[str], keys: list[str],
+                   sizes: dict[str, int]) -> pa.Table:
         """The rows of `keys` in a compacted file, reading only the row groups whose key range holds one of them
         (the file is sorted by key): a few cells' rows cost their own row groups, not the file."""
-        keys = sorted(keys)
-        with self.fs.open_input_file(path) as f:
-            pf = pq.ParquetFile(f)
-            if not set(cols) <= set(pf.schema_arrow.names):  # an older schema: let the dataset fill the gaps
-                data = ds.dataset(path, schema=schema.append(pa.field(KEY, pa.string())), filesystem=self.fs,
-                                  format="parquet")
-                return data.to_table(columns=cols, filter=pc.field(KEY).isin(keys))
-            at = pf.schema_arrow.get_field_index(KEY)
-            groups = []
-            for g in range(pf.metadata.num_row_groups):
-                stats = pf.metadata.row_group(g).column(at).statistics
-                first = bisect.bisect_left(keys, stats.min) if stats is not None and stats.has_min_max else 0
-                if stats is None or not stats.has_min_max or (first < len(keys) and keys[first] <= stats.max):
-                    groups.append(g)
-            t = pf.read_row_groups(groups, columns=[*cols, KEY]) if groups else None
-        if t is None:
+        keys, full = sorted(keys), schema.append(pa.field(KEY, pa.string()))
+        (whole,) = self._dataset([path], full, sizes).get_fragments()
+        if not set(cols) <= set(whole.physical_schema.names):  # an older schema: let the dataset fill the gaps
+            return self._dataset([path], full, sizes).to_table(columns=cols, filter=pc.field(KEY).isin(keys))
+        groups = key_row_groups(whole, keys)
+        if not groups:
             return schema.empty_table().select(cols)
+        t = whole.subset(row_group_ids=groups).to_table(schema=full, columns=[*cols, KEY])
         t = t.filter(pc.is_in(t[KEY], pa.array(keys, pa.string()))).select(cols)
         return t.cast(pa.schema([schema.field(c) for c in cols]))
 
@@ -315,12 +317,11 @@ class Store:
             path = layout.small.get(key)
             try:
                 if path is not None:
-                    with self.fs.open_input_file(path) as f:
-                        return pq.read_table(f, schema=SCHEMAS[table])
+                    return self._dataset([path], SCHEMAS[table], layout.sizes).to_table()
                 if (holder := layout.holder(key)) is None:
                     raise FileNotFoundError(f"{self._dir(table)}/{key}.parquet")
                 path = holder
-                return self._read_keys(holder, SCHEMAS[table], SCHEMAS[table].names, [key])
+                return self._read_keys(holder, SCHEMAS[table], SCHEMAS[table].names, [key], layout.sizes)
             except FileNotFoundError:  # merged by a compaction since the listing: list again, once
                 if listing == 2:
                     raise
@@ -403,10 +404,12 @@ class Store:
         a truncated file (no footer), another schema, a file that is not Parquet."""
         out = {}
         for table in tables or SCHEMAS:
+            self._changed(table)  # the files as they are now, with their sizes: each costs one read of its footer
+            sizes = self.layout(table).sizes
             for path in self.files(table):
                 try:
-                    with self.fs.open_input_file(path) as f:
-                        schema = pq.read_schema(f)
+                    (fragment,) = self._dataset([path], SCHEMAS[table], sizes).get_fragments()
+                    schema = fragment.physical_schema
                     missing = {n for n in SCHEMAS[table].names if n != "schema_version"} - set(schema.names)
                     if missing:
                         out[path] = f"not a {table} file (no column {sorted(missing)[0]!r})"
@@ -482,15 +485,14 @@ class Store:
         layout, schema = self.layout(table), SCHEMAS[table]
         selects = []
         if layout.small:
-            con.register(f"_{table}_small", ds.dataset(list(layout.small.values()), schema=schema, filesystem=self.fs,
-                                                       format="parquet"))
+            con.register(f"_{table}_small", self._dataset(list(layout.small.values()), schema, layout.sizes))
             selects.append(f"SELECT * FROM _{table}_small")
         for i, (path, keys) in enumerate(layout.compacted):
             mine = layout.owned(path, keys)
             if not mine:
                 continue
-            con.register(f"_{table}_c{i}", ds.dataset(path, schema=schema.append(pa.field(KEY, pa.string())),
-                                                     filesystem=self.fs, format="parquet"))
+            con.register(f"_{table}_c{i}", self._dataset([path], schema.append(pa.field(KEY, pa.string())),
+                                                         layout.sizes))
             if len(mine) == len(keys):
                 selects.append(f"SELECT * EXCLUDE ({KEY}) FROM _{table}_c{i}")
             else:
@@ -505,11 +507,24 @@ class Store:
         con.sql(f"CREATE VIEW {table} AS {body}")
 
 
+def key_row_groups(fragment: ds.ParquetFileFragment, keys: list[str]) -> list[int]:
+    """The row groups of a compacted file whose key range (min and max of `_key`) holds one of `keys` (sorted)."""
+    groups = []
+    for g in fragment.row_groups:
+        stats = g.statistics.get(KEY)  # {"min": ..., "max": ...} when the writer kept them
+        first = bisect.bisect_left(keys, stats["min"]) if stats else 0
+        if not stats or (first < len(keys) and keys[first] <= stats["max"]):
+            groups.append(g.id)
+    return groups
+
+
 class Layout:
     """A table's files: `small` (key -> its own file) and `compacted` ((file, the keys it holds), oldest first)."""
 
-    def __init__(self, small: dict[str, str], compacted: list[tuple[str, tuple[str, ...]]], stamp: str = ""):
+    def __init__(self, small: dict[str, str], compacted: list[tuple[str, tuple[str, ...]]], stamp: str = "",
+                 sizes: dict[str, int] | None = None):
         self.small, self.compacted, self.stamp = small, compacted, stamp  # stamp: names, sizes and times listed
+        self.sizes = sizes or {}  # file -> its size when listed: a reader need not ask for it (on S3, a HEAD)
         self._holder: dict[str, str] = {}
         for path, keys in compacted:  # the newest compacted file that holds a key is its holder
             for k in keys:

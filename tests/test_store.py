@@ -174,10 +174,18 @@ def test_a_few_cells_of_a_compacted_file_read_only_their_row_groups(tmp_path, mo
     monkeypatch.setattr(ftscope.store, "ROW_GROUP", 7)  # 60 rows in 9 row groups, a cell's 5 rows across two at most
     store.compact(["scores"])
     read = []
-    real = pq.ParquetFile.read_row_groups
-    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", lambda self, groups, **kw: read.append(groups) or
-                        real(self, groups, **kw))
+    real = ftscope.store.key_row_groups
+    monkeypatch.setattr(ftscope.store, "key_row_groups", lambda frag, keys: read.append(real(frag, keys)) or read[-1])
     s = Store(str(tmp_path))
     assert sorted(map(str, s.read("scores", cells=cells).to_pylist())) == before
     assert read and len(read[0]) <= 5 < pq.ParquetFile(next((tmp_path / "scores").glob("*.parquet"))).num_row_groups
     assert s.read_key("scores", "c09").num_rows == 5
+
+
+def test_a_snapshot_reads_a_file_rewritten_since_its_listing(tmp_path):
+    store = Store(str(tmp_path))
+    _many(store, 3)
+    snap = Store(str(tmp_path), snapshot=True)
+    assert snap.read("metrics").num_rows == 3  # listed, with each file's size
+    store.write("metrics", "c01", [_metric("c01", 0.5), _metric("c01", 0.25)])  # another size now
+    assert sorted(snap.read("metrics")["value"].to_pylist()) == [0.0, 0.25, 0.5, 0.6666666666666666]
