@@ -178,6 +178,10 @@ def cmd_report(args) -> int:
     from ftscope.report import render  # deferred: see the module docstring
     from ftscope.store import Store  # deferred: see the module docstring
 
+    if args.readme and not Path(args.readme).is_file():
+        print(f"--readme {args.readme}: no such file; give a Markdown file with <!-- findings:STUDY --> and "
+              f"<!-- /findings:STUDY --> markers (the findings go between them)", file=sys.stderr)
+        return 2
     store = Store(args.results, snapshot=True)
     results = render.read_results(store, args.study)
     print(render.report_text(store, args.study, results))

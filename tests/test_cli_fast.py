@@ -121,3 +121,10 @@ def test_a_cell_reports_its_phases_to_the_prefect_ui_and_one_log_line_each(smoke
     with get_client(sync_client=True) as client:
         arts = [a for a in client.read_artifacts() if a.key == f"cell-{planned.cid}"]
     assert arts and all(a.type == "progress" for a in arts) and float(arts[-1].data) == 100.0
+
+
+def test_report_refuses_a_missing_readme_before_reading_the_store(tmp_path):
+    r = subprocess.run([FTSCOPE, "report", str(tmp_path / "no-store"), "--readme", str(tmp_path / "README.md")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "no such file" in r.stderr and "findings:STUDY" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
