@@ -278,7 +278,11 @@ class Moto:
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(10)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:  # the werkzeug server may linger on SIGTERM (seen at 4,145 cells)
+            self.proc.kill()
+            self.proc.wait()
 
 
 def run(root: Path, results: str, inputs: Path, sizes: list[int], env: dict, requests=None) -> list[dict]:
@@ -295,6 +299,10 @@ def run(root: Path, results: str, inputs: Path, sizes: list[int], env: dict, req
         if out.returncode:
             raise SystemExit(out.stderr)
         row["compact s"] = time.perf_counter() - t0
+        before = row["status before compaction"]
+        print(f"  status before compaction: {before['wall']:.1f} s, {before['peak']:,.0f} MiB"
+              + (f", {before['requests']:,} requests" if requests else "") + f"; compact {row['compact s']:.0f} s",
+              flush=True)
         for name, args in commands(root, results, info["first"]).items():
             row[name] = measure(args, env, requests)
             print(f"  {name}: {row[name]['wall']:.1f} s, {row[name]['peak']:,.0f} MiB"
