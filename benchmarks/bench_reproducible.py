@@ -24,15 +24,18 @@ from bench_cli import FTSCOPE, ROOT, write_section
 sys.path.insert(0, str(ROOT))
 
 
-def run_leg(config: Path) -> tuple[float, int]:
-    """(wall s, exit code) of `ftscope run` on `config` from empty directories."""
+def run_leg(config: Path, log: Path) -> tuple[float, int]:
+    """(wall s, exit code) of `ftscope run` on `config` from empty directories; its output (timestamped log lines,
+    so where the time went can be read afterwards) in `log`."""
     from ftscope.config import load_config
 
     cfg = load_config(config)
     for d in (cfg.results_dir, cfg.cache_dir, str(Path(cfg.artifacts_dir) / cfg.study)):
         shutil.rmtree(d, ignore_errors=True)
     t0 = time.perf_counter()
-    r = subprocess.run([FTSCOPE, "run", str(config)], cwd=ROOT, capture_output=True, text=True)
+    with open(log, "w") as out:
+        r = subprocess.run([FTSCOPE, "run", str(config)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
+    print(f"{config}: exit {r.returncode}, its output in {log}", flush=True)
     return time.perf_counter() - t0, r.returncode
 
 
@@ -69,7 +72,7 @@ def main() -> None:
                                       "cache_dir": f"{tmp}/cache"}))
     legs = {}
     if a.pinned_only:
-        wall, rc = run_leg(pinned)
+        wall, rc = run_leg(pinned, tmp / f"{Path(a.config).stem}.log")
         if rc != 0:
             raise SystemExit(f"ftscope run {pinned} exited {rc}")
         lines = [f"`python benchmarks/bench_reproducible.py --config {a.config} --pinned-only`, "
@@ -83,7 +86,7 @@ def main() -> None:
                       text)
         return
     for name, config in (("pinned (reproducible: true)", pinned), ("native (reproducible: false)", native)):
-        wall, rc = run_leg(config)
+        wall, rc = run_leg(config, tmp / f"{name.split()[0]}.log")
         if rc != 0:
             raise SystemExit(f"{name}: ftscope run {config} exited {rc}")
         legs[name] = (wall, verdicts(load_config(config).results_dir))
