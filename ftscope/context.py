@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftscope.prompts import Prompter, encode, end_of_answer
+from ftscope.prompts import Prompter, end_of_answer
 
 
 @dataclass(frozen=True)
@@ -35,20 +35,22 @@ def positions(path: str) -> int | None:
 
 
 def longest(cases, model, tokenizer) -> tuple[int, str]:
-    """(tokens, what) of the longest of `cases` for one model, prompt plus what follows it."""
+    """(tokens, what) of the longest of `cases` for one model, prompt plus what follows it. The texts are
+    tokenized in two batches (a paper-scale plan has hundreds of thousands of prompts)."""
     style, end = model.prompt.style, [end_of_answer(tokenizer, model.prompt.style)]
-    best, what = 0, ""
     prompters: dict[int, Prompter] = {}
+    cases, texts, follows = list(cases), [], []
     for case in cases:
-        ds = case.dataset
-        prompter = prompters.setdefault(id(ds), Prompter(ds.spec, model.prompt, tokenizer))
-        text = prompter.text(case.item, case.prompt_map, list(case.demos))
-        n = len(encode(tokenizer, text, style))
-        if case.room is not None:
-            n += case.room
-        else:
-            n += len(tokenizer(prompter.continuation(text, prompter.target(case.item)), add_special_tokens=False)
-                     ["input_ids"] + end)
+        prompter = prompters.setdefault(id(case.dataset), Prompter(case.dataset.spec, model.prompt, tokenizer))
+        texts.append(text := prompter.text(case.item, case.prompt_map, list(case.demos)))
+        follows.append("" if case.room is not None else prompter.continuation(text, prompter.target(case.item)))
+    if not cases:
+        return 0, ""
+    prompt = tokenizer(texts, add_special_tokens=style != "chat")["input_ids"]  # as prompts.encode, batched
+    after = tokenizer(follows, add_special_tokens=False)["input_ids"]
+    best, what = 0, ""
+    for case, ids, more in zip(cases, prompt, after):
+        n = len(ids) + (case.room if case.room is not None else len(more) + len(end))
         if case.cap is not None:
             n = min(n, case.cap)
         if n > best:

@@ -144,12 +144,14 @@ def training_pool(items: list[dict], levels: dict[str, int], level: str) -> list
 def unfit_cells(cfg, cells, items: list[dict], levels: dict[str, dict[str, int]]) -> dict:
     """{cell: why} for the cells whose mastery level holds fewer ID training items than their sample count
     (`levels`: model -> item id -> level). A cell that starts from such a cell cannot run either."""
-    out = {}
+    out, pools = {}, {}
     for cell in cells:
         axes = dict(cell.axes)
         if cell.model not in levels or "level" not in axes:
             continue
-        have = len(training_pool(items, levels[cell.model], axes["level"]))
+        if (cell.model, axes["level"]) not in pools:  # once per model and level, not per cell
+            pools[cell.model, axes["level"]] = len(training_pool(items, levels[cell.model], axes["level"]))
+        have = pools[cell.model, axes["level"]]
         if have < axes["n"]:
             out[cell] = (f"not run: mastery level {axes['level']} of {cell.model} has {have} ID training items and "
                          f"n={axes['n']} needs {axes['n']}")
