@@ -264,7 +264,7 @@ class Store:
                     raise
                 self._changed(table)
             except (pa.ArrowInvalid, OSError):
-                if listing == 1 and self.snapshot:  # a file rewritten since the snapshot listed it: list again
+                if listing == 1:  # a file rewritten since it was listed (another size): list again, once
                     self._changed(table)
                     continue
                 raise DamagedStore(self, self.damaged([table]) or {(small or self.files(table) or ["?"])[0]: "unreadable"}) \
