@@ -141,7 +141,7 @@ class Results:
                                                       "r", "level"]).to_pylist()
         self._scores: OrderedDict[str, dict[tuple, tuple[np.ndarray, np.ndarray]]] = OrderedDict()  # by cell
         self._codes: dict[str, int] = {}  # item id -> its code
-        self._names: list[str] = []
+        self.items: list[str] = []  # item code -> its id
         rows = store.read("metrics", cells=mine).to_pylist()
         rows += [{**r, "task": "", "prompt_map": 0, "shots": 0, "metric": KL, "total": r["value"] * r["n"]}
                  for r in store.read("kl", cells=mine).to_pylist()]
@@ -205,8 +205,12 @@ class Results:
         if not t.num_rows:
             return got
         items = pc.dictionary_encode(t["item_id"]).combine_chunks()
-        code_of = np.array([self._codes.setdefault(i, len(self._codes)) for i in items.dictionary.to_pylist()],
-                           dtype=np.int32)
+        names = items.dictionary.to_pylist()
+        for item in names:
+            if item not in self._codes:
+                self._codes[item] = len(self.items)
+                self.items.append(item)
+        code_of = np.array([self._codes[i] for i in names], dtype=np.int32)
         codes = code_of[items.indices.to_numpy()]
         values = t["value"].to_numpy()
         group = np.zeros(t.num_rows, dtype=np.int64)  # (cell, dataset, ..., metric) as one number
@@ -249,13 +253,6 @@ class Results:
         mean = total / len(per_seed)
         names = [self.items[c] for c in common]
         return {names[i]: float(mean[i]) for i in sorted(range(len(names)), key=names.__getitem__)}
-
-    @property
-    def items(self) -> list[str]:
-        """Item id of each item code."""
-        if len(self._names) < len(self._codes):
-            self._names = list(self._codes)
-        return self._names
 
     def base_item_values(self, cond: Condition) -> dict[str, dict[str, float]]:
         """Per base model, per test item, its value averaged over that base model's cells (seeds)."""
