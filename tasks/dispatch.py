@@ -12,6 +12,8 @@ Such a run is marked Crashed, with the reason, and dispatched again (`cluster.re
 already in flight for the same job (a study resumed after its own node was lost) is adopted, not doubled.
 """
 
+import contextvars
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +21,13 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, FlowRunFilterTags
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
 from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 from prefect.logging import get_run_logger
@@ -72,18 +80,80 @@ def _in_flight(client, tag: str):
     return max(runs, key=lambda r: r.created) if runs else None
 
 
-def _watch(cfg, run_id):
-    """Wait for the run to end or to be lost; its final (or Crashed) state."""
-    with get_client(sync_client=True) as client:
-        while True:
-            run = client.read_flow_run(run_id)
-            if run.state is not None and run.state.is_final():
-                return run.state
-            if why := lost(cfg, run, client):
-                state = Crashed(message=why)
-                client.set_flow_run_state(run_id, state, force=True)
-                return state
-            time.sleep(cfg.cluster.poll_s)
+class Watcher:
+    """Waits for many runs with one API call per poll (`read_flow_runs` by id, 200 at a time), however many jobs
+    are in flight: a poll per job made the study's calls grow with its jobs (365 at once at paper scale, each
+    read every `poll_s`). Each waiting task blocks on its own event; one thread polls for all of them."""
+
+    CHUNK = 200
+    MISSED_POLLS = 5  # polls in a row the server may fail before every waiting job fails
+
+    def __init__(self):
+        self._lock, self._waiting, self._thread = threading.Lock(), {}, None
+
+    def wait(self, cfg, run_id):
+        """The run's final state, or Crashed (set on the server too) once it counts as lost."""
+        entry = {"cfg": cfg, "done": threading.Event()}
+        with self._lock:
+            self._waiting[str(run_id)] = entry
+            if self._thread is None:  # it inherits the caller's Prefect settings (the API's address)
+                self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._loop,), daemon=True)
+                self._thread.start()
+        entry["done"].wait()
+        if "error" in entry:
+            raise entry["error"]
+        return entry["state"]
+
+    def _loop(self) -> None:
+        missed = 0
+        try:
+            with get_client(sync_client=True) as client:
+                while True:
+                    with self._lock:
+                        if not self._waiting:
+                            self._thread = None
+                            return
+                        ids = list(self._waiting)
+                        poll = min(e["cfg"].cluster.poll_s for e in self._waiting.values())
+                    try:
+                        for i in range(0, len(ids), self.CHUNK):
+                            chunk = ids[i:i + self.CHUNK]
+                            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)),
+                                                         limit=len(chunk))
+                            for run in runs:
+                                self._check(client, run)
+                            for gone in set(chunk) - {str(r.id) for r in runs}:
+                                self._end(gone, error=RuntimeError(f"flow run {gone} is no longer on the server"))
+                        missed = 0
+                    except Exception:
+                        missed += 1  # a server restart or a full listen queue: tried again at the next poll
+                        if missed >= self.MISSED_POLLS:
+                            raise
+                    time.sleep(poll)
+        except BaseException as e:  # the server is gone: every waiting task fails with the reason, none hangs
+            with self._lock:
+                waiting, self._waiting, self._thread = self._waiting, {}, None
+            for entry in waiting.values():
+                entry["error"] = e
+                entry["done"].set()
+
+    def _end(self, run_id: str, state=None, error: BaseException | None = None) -> None:
+        with self._lock:
+            entry = self._waiting.pop(run_id)
+        entry.update({"state": state} if error is None else {"error": error})
+        entry["done"].set()
+
+    def _check(self, client, run) -> None:
+        cfg = self._waiting[str(run.id)]["cfg"]
+        if run.state is not None and run.state.is_final():
+            self._end(str(run.id), run.state)
+        elif why := lost(cfg, run, client):
+            state = Crashed(message=why)
+            client.set_flow_run_state(run.id, state, force=True)
+            self._end(str(run.id), state)
+
+
+WATCHER = Watcher()
 
 
 def job_variables(cfg, model) -> dict:
@@ -108,7 +178,7 @@ def dispatch_task(cfg, deployment: str, parameters: dict, model: str, tags: list
             run = run_deployment(deployment, parameters=parameters, job_variables=variables, timeout=0,
                                  as_subflow=True, tags=tags, work_queue_name=m.work_queue)
             kill_point(f"dispatch:{deployment.split('/')[0]}")
-        state = _watch(cfg, run.id)
+        state = WATCHER.wait(cfg, run.id)
         if state.is_completed():
             return str(run.id)
         if not state.is_crashed() or attempt == cfg.cluster.redispatch:
