@@ -69,8 +69,9 @@ def start_postgres() -> tuple[str | None, str, callable]:
     return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/prefect", "", stop
 
 
-def start_prefect_server(home: Path) -> dict:
-    """A Prefect server on loopback; returns {url, env, backend, why, stop}."""
+def start_prefect_server(home: Path, ui: bool = False, log_level: str = "WARNING") -> dict:
+    """A Prefect server on loopback; returns {url, env, backend, why, stop, pid}. `ui`: serve the UI too;
+    `log_level` INFO also logs every API request (the benchmarks count them)."""
     db, why, stop_db = start_postgres()
     if db is None:
         db, backend = f"sqlite+aiosqlite:///{home}/prefect.db", "sqlite"
@@ -78,9 +79,11 @@ def start_prefect_server(home: Path) -> dict:
         backend = "postgresql"
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_DATABASE_CONNECTION_URL": db,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_UI_ENABLED": "false",
-           "PREFECT_SERVER_LOGGING_LEVEL": "WARNING"}
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_UI_ENABLED": str(ui).lower(),
+           "PREFECT_SERVER_LOGGING_LEVEL": log_level}
     env.pop("PREFECT_API_URL", None)
+    if ui:  # the UI's pages call the API at this address (default: port 4200)
+        env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
     log = open(home / "server.log", "w")
     proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -106,4 +109,5 @@ def start_prefect_server(home: Path) -> dict:
 
     client_env = {**os.environ, "PREFECT_API_URL": url, "DO_NOT_TRACK": "1", "PREFECT_HOME": str(home),
                   "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    return {"url": url, "env": client_env, "backend": backend, "why": why, "stop": stop, "home": home}
+    return {"url": url, "env": client_env, "backend": backend, "why": why, "stop": stop, "home": home,
+            "pid": proc.pid}

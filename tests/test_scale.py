@@ -63,3 +63,48 @@ def test_a_sixteenth_of_the_paper_plan_through_every_everyday_command(tmp_path, 
     label = next(r["label"] for r in store.read("plan").to_pylist() if r["cell_id"] == info["first"])
     assert to_retry(Store(results), "paper-k")[1] == [label]  # only it is submitted again
     assert main(["validate", str(run / "paper-k.yaml"), "--results", results]) == 0
+
+
+def test_a_large_sweep_sends_its_cells_table_about_a_hundred_times_by_model_and_method(prefect_harness, tmp_path):
+    """At paper scale the Prefect UI gets one summary table (a row per model and method), sent again each 1% of
+    the cells: not a 4,145-row table stored again at every cell."""
+    from types import SimpleNamespace
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Completed, Failed
+
+    from tasks.artifacts import CellProgress
+
+    cfg = SimpleNamespace(study="table-scale", results_dir=str(tmp_path / "results"))
+    cells = [SimpleNamespace(cid=f"c{i}", cell=SimpleNamespace(label=f"m{i % 2}/n={i}/{'sft' if i % 3 else 'lora'}",
+                                                               model=f"m{i % 2}", method="sft" if i % 3 else "lora"))
+             for i in range(450)]
+
+    @flow
+    def sweep():
+        progress = CellProgress(cfg, len(cells), 0)
+        for i, p in enumerate(cells):
+            progress.finished(p, Failed(message="x") if i == 7 else Completed())
+
+    sweep()
+    with get_client(sync_client=True) as client:
+        tables = sorted((a for a in client.read_artifacts() if a.key == "table-scale-cells"), key=lambda a: a.created)
+    assert 90 <= len(tables) <= 101  # every 5 cells (1% of 450, rounded up) and at the end
+    import json
+    rows = json.loads(tables[-1].data)
+    assert sorted(r["model, method"] for r in rows) == ["m0, lora", "m0, sft", "m1, lora", "m1, sft"]
+    assert sum(r["done"] for r in rows) == 449 and sum(r["not done"] for r in rows) == 1
+
+
+def test_the_orchestration_benchmark_counts_a_wait_for_a_free_worker_as_queueing_not_overhead():
+    import bench_orchestration
+
+    runs = [  # two workers: jobs 0 and 1 run at once, job 2 waits for job 0's end (t=10) and is taken at t=11
+        {"job": 0, "created": 0.0, "pending": 0.5, "start": 1.0, "end": 10.0, "needs": set()},
+        {"job": 1, "created": 0.0, "pending": 0.5, "start": 2.0, "end": 20.0, "needs": set()},
+        {"job": 2, "created": 0.0, "pending": 11.0, "start": 13.0, "end": 15.0, "needs": set()},
+        {"job": 3, "created": 16.0, "pending": 16.5, "start": 17.0, "end": 18.0, "needs": {2}},
+    ]
+    lat = bench_orchestration.overheads(runs, workers=2)
+    assert lat["pickup"] == [0.5, 0.5, 1.0, 0.5] and lat["start"] == [0.5, 1.5, 2.0, 0.5] and lat["created"] == [1.0]
