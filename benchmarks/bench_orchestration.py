@@ -1,6 +1,6 @@
 """Orchestration at paper scale, measured: the study flow of configs/paper-k.yaml (4,145 cells in 365 jobs) with
-`dispatch: deployments`, against a real Prefect server on PostgreSQL, with 16 process workers (one run each, as 16
-one-GPU nodes would), then its pages rendered in headless Chromium.
+`dispatch: deployments`, against a real Prefect server on PostgreSQL, with 16 process workers for the jobs (one run
+each, as 16 one-GPU nodes would) and one for the study flow, then its pages rendered in headless Chromium.
 
 Everything but the cells is real: `ftscope submit`, the study, prepare and deployment runs of prefect.yaml,
 the work pool, the workers, the server's automations. Real cells would take days here, so the cell deployment of
@@ -122,12 +122,15 @@ def deploy(root: Path, env: dict) -> None:
 
 
 def start_workers(root: Path, env: dict, n: int, sleep_s: float) -> list[subprocess.Popen]:
+    """`n` workers for the jobs (the pool's default queue) and one for the study flow (queue `studies`), each its
+    own process group taking one run at a time, as nodes would."""
     env = {**env, SLEEP_ENV: str(sleep_s), "PREFECT_WORKER_QUERY_SECONDS": "1",
            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30", "PYTHONPATH": str(ROOT)}
     return [subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "ftscope", "--type", "process",
-                              "--limit", "1", "--name", f"node-{i}"], env=env, cwd=ROOT,
-                             stdout=open(root / f"worker-{i}.log", "w"), stderr=subprocess.STDOUT,
-                             start_new_session=True) for i in range(n)]
+                              "--limit", "1", "--name", name, "--work-queue", queue], env=env, cwd=ROOT,
+                             stdout=open(root / f"worker-{name}.log", "w"), stderr=subprocess.STDOUT,
+                             start_new_session=True)
+            for name, queue in [("study", "studies")] + [(f"node-{i}", "default") for i in range(n)]]
 
 
 # -- what is measured while it runs ----------------------------------------------------------------------------
@@ -177,11 +180,11 @@ class Sampler(threading.Thread):
 
 
 def job_runs(server: dict, planned: list) -> list[dict]:
-    """Each job with its run's times: created, Running, ended; and the jobs it needs."""
+    """Each job (grouped as the study groups its plan) with its run's times: created, Pending, Running, ended; and
+    the jobs it needs."""
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
 
     from ftscope import jobs
-    from ftscope.plan import pending  # noqa: F401  (the same plan the study grouped)
 
     key, parent = (lambda p: p.cid), (lambda p: p.parent_id)
     grouped = jobs.group(planned, key, parent)
@@ -390,7 +393,8 @@ def main() -> None:
     n = len(runs)
     sleeps = args.sleep * len(planned)
     lines = [
-        f"| jobs (cells) | {n} ({len(planned):,}) with {args.workers} workers, {args.sleep:g} s a cell |",
+        f"| jobs (cells) | {n} ({len(planned):,}) with {args.workers} workers (and one for the study flow), "
+        f"{args.sleep:g} s a cell |",
         f"| study state, submit to end | {state.name}, {wall:.0f} s (sleep alone: {sleeps / args.workers:.0f} s at "
         f"{args.workers} at once) |",
         f"| overhead per job: could run -> a worker took it (Pending) | {spread(lat['pickup'])} |",
