@@ -371,7 +371,7 @@ def main() -> None:
             f.seek(log0)
             paths = [m.group(1) for line in f if (m := re.search(r'"(?:GET|POST|PATCH|PUT|DELETE) (/api/\S+)', line))]
         polls = sum(p.endswith("/get_scheduled_flow_runs") for p in paths)
-        jobs_cpu = workers_cpu(workers)
+        jobs_cpu, study_cpu = workers_cpu(workers[1:]), workers_cpu(workers[:1])  # workers[0] runs the study
         print(f"study {state.name} in {wall:.0f} s: {state.message or ''}"[:500], flush=True)
         runs = job_runs(server, planned)
         (root / "jobs.json").write_text(json.dumps(runs, default=sorted, indent=0))  # each job's times, to read again
@@ -404,7 +404,8 @@ def main() -> None:
         f"| server CPU (prefect + PostgreSQL) | {cpu:.0f} s, {cpu / n:.2f} s a job |",
         f"| server API calls | {len(paths):,}: {len(paths) - polls:,} from the study and the runs "
         f"({(len(paths) - polls) / n:.0f} a job), {polls:,} the idle workers' polls (each worker once a second) |",
-        f"| the runs' processes' CPU (workers' children) | {jobs_cpu:.0f} s, {jobs_cpu / n:.1f} s a job |",
+        f"| the job runs' processes' CPU (the job workers' children) | {jobs_cpu:.0f} s, {jobs_cpu / n:.1f} s a job |",
+        f"| the study flow's CPU (its worker's children) | {study_cpu:.0f} s |",
         f"| study flow's peak memory | {sampler.rss / 2**20:,.0f} MiB |",
     ] + [f"| {k} in headless Chromium | {f'{v:.1f} s' if isinstance(v, float) else v} |" for k, v in ui.items()]
     head = (f"`python benchmarks/bench_orchestration.py --models {args.models} --workers {args.workers} --sleep "
