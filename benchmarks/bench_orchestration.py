@@ -183,6 +183,7 @@ def job_runs(server: dict, planned: list) -> list[dict]:
     """Each job (grouped as the study groups its plan) with its run's times: created, Pending, Running, ended; and
     the jobs it needs."""
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
+    from servers import server_client
 
     from ftscope import jobs
 
@@ -256,6 +257,7 @@ def wait_final(server: dict, run_id: str):
     """The run's final state, polled every 5 s; a refused connection is retried (at 1,000s of runs the server's
     listen queue may be full for a moment)."""
     import httpx
+    from servers import server_client
 
     refused = 0
     while True:
@@ -270,27 +272,11 @@ def wait_final(server: dict, run_id: str):
             time.sleep(5)
 
 
-def server_client(server: dict):
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    class Client:
-        def __enter__(self):
-            self.settings = temporary_settings({PREFECT_API_URL: server["url"]})
-            self.settings.__enter__()
-            self.client = get_client(sync_client=True).__enter__()
-            return self.client
-
-        def __exit__(self, *exc):
-            self.client.__exit__(*exc)
-            self.settings.__exit__(*exc)
-    return Client()
-
-
 def render(ui: str, study_id: str, study: str, shots: Path) -> dict:
     """Seconds until the study run's page shows the run and its tabs, and the runs list its runs (headless
     Chromium, a fresh browser each); what the runs list says it holds."""
     from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -315,7 +301,7 @@ def render(ui: str, study_id: str, study: str, shots: Path) -> dict:
             try:
                 WebDriverWait(browser, 60, poll_frequency=0.1).until(lambda d: ready(text()))
                 out[name] = time.perf_counter() - t0
-            except Exception:
+            except TimeoutException:
                 out[name] = None
             body = text()
             browser.save_screenshot(str(shots / f"{name.replace(' ', '-')}.png"))

@@ -18,6 +18,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import httpx
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
@@ -125,7 +126,7 @@ class Watcher:
                             for gone in set(chunk) - {str(r.id) for r in runs}:
                                 self._end(gone, error=RuntimeError(f"flow run {gone} is no longer on the server"))
                         missed = 0
-                    except Exception:
+                    except httpx.TransportError:
                         missed += 1  # a server restart or a full listen queue: tried again at the next poll
                         if missed >= self.MISSED_POLLS:
                             raise

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -67,6 +68,16 @@ def start_postgres() -> tuple[str | None, str, callable]:
         stop()
         return None, f"PostgreSQL did not start: {(steps[-1].stderr or steps[-1].stdout).strip()[-300:]}", lambda: None
     return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/prefect", "", stop
+
+
+@contextmanager
+def server_client(server: dict):
+    """A sync Prefect client of `server` (as start_prefect_server returns it), whatever PREFECT_API_URL says."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: server["url"]}), get_client(sync_client=True) as client:
+        yield client
 
 
 def start_prefect_server(home: Path, ui: bool = False, log_level: str = "WARNING") -> dict:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from servers import server_client
 
 from ftscope.store import Store
 
@@ -34,27 +35,10 @@ def _config(smoke_config, tmp_path, name, **over) -> Path:
     return path
 
 
-def _client(server):
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    class Client:
-        def __enter__(self):
-            self.settings = temporary_settings({PREFECT_API_URL: server["url"]})
-            self.settings.__enter__()
-            self.client = get_client(sync_client=True).__enter__()
-            return self.client
-
-        def __exit__(self, *exc):
-            self.client.__exit__(*exc)
-            self.settings.__exit__(*exc)
-    return Client()
-
-
 def _flow_runs(server, flow_name: str):
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
-    with _client(server) as c:
+    with server_client(server) as c:
         return c.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])), limit=200)
 
 
@@ -150,7 +134,7 @@ def test_a_local_run_leaves_progress_table_and_summary_artifacts(prefect_server,
     out = _sh([str(BIN / "ftscope"), "run", str(path)], prefect_server["env"], timeout=600)
     assert "report:" in out
     run = next(r for r in _flow_runs(prefect_server, "study") if r.parameters.get("config_path") == str(path))
-    with _client(prefect_server) as c:
+    with server_client(prefect_server) as c:
         arts = c.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
     by_key = {a.key: a for a in sorted((a for a in arts if a.key), key=lambda a: a.created)}  # latest version
     assert by_key["artifacts-smoke-progress"].type == "progress" and float(by_key["artifacts-smoke-progress"].data) == 100
@@ -220,7 +204,7 @@ def test_a_sweep_survives_a_node_lost_before_its_claim_and_the_node_of_its_study
         workers.append(_worker(prefect_server, tmp_path, "studies-c", queues=("studies",)))  # another live node
         state = _follow(prefect_server, run_id)  # no human: the server crashes and resumes the same run
         assert state.is_completed(), state
-        with _client(prefect_server) as c:
+        with server_client(prefect_server) as c:
             assert c.read_flow_run(run_id).run_count == 2
         _once_each(store, 6)
         status = _sh([str(BIN / "ftscope"), "status", str(tmp_path / "results")], env)
