@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ftscope import checkpoints, engines
+from ftscope import checkpoints, engines, general
 from ftscope.engines import ENGINES
 from ftscope.grid import Cell, cell_spec
 from ftscope.locks import annotate, exclusive
@@ -50,6 +50,15 @@ class CellRun:
     parent_id: str | None = None
     gpus: list[int] | None = None
     progress: Progress = field(default_factory=lambda: Progress("cell"))
+    added: dict[str, list[dict]] = field(default_factory=dict)  # rows a measurement adds to a table the study writes
+
+    def add(self, table: str, rows: list[dict]) -> None:
+        """Rows for this cell's `table` (one file a cell), written with the study's own rows of it."""
+        self.added.setdefault(table, []).extend(rows)
+
+    def write(self, table: str, rows: list[dict]) -> None:
+        """Write this cell's rows of `table`, with those measurements added to it."""
+        self.store.write(table, self.cid, list(rows) + self.added.pop(table, []))
 
     @property
     def model_cfg(self):
@@ -183,7 +192,12 @@ def _run(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, pare
             built = recipe.build(run)
             row["train_s"] = time.monotonic() - t
             t = time.monotonic()
+            if general.section(cfg) is not None:  # first: the model as built (a LoRA cell's adapter not merged yet)
+                progress.phase("general")
+                general.score(run, built.model)
             study.evaluate(run, built)
+            for table, rows in list(run.added.items()):  # what the study did not write itself
+                run.write(table, [])
             row["eval_s"] = time.monotonic() - t
             del built
             checkpoints.finish(run, keep=keep or cfg.keep_checkpoints)

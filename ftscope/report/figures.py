@@ -79,7 +79,7 @@ VERDICT_COLORS = {"reproduced": "tab:green", "contradicted": "tab:red", "not dis
 def forest(comparisons, out_dir: Path, name: str) -> Path | None:
     """The findings at a glance: each finding's A - B (points; KL findings on their own axis) with its 95%
     interval, a line at 0, and the verdict as the colour."""
-    groups = [(unit, [c for c in comparisons if c.unit == unit and c.n]) for unit in ("points", "kl")]
+    groups = [(unit, [c for c in comparisons if c.unit == unit and c.n]) for unit in ("points", "kl", "magnitude")]
     groups = [(unit, cs) for unit, cs in groups if cs]
     if not groups:
         return None
@@ -96,7 +96,8 @@ def forest(comparisons, out_dir: Path, name: str) -> Path | None:
                         color=color, ms=4, capsize=2.5, lw=1.3)
         ax.axvline(0, color="0.3", lw=0.8)
         ax.set_yticks(ys, [_short(c.claim) for c in cs], fontsize=7)
-        ax.set_xlabel("A - B, points (accuracy or ROUGE-L F x 100)" if unit == "points" else "A - B, KL", fontsize=8)
+        ax.set_xlabel({"points": "A - B, points (accuracy or ROUGE-L F x 100)", "kl": "A - B, KL"}.get(
+            unit, "A - B (bits per byte, perplexity)"), fontsize=8)
     handles = [plt.Line2D([], [], marker="o", ls="", color=col, label=v) for v, col in VERDICT_COLORS.items()
                if any(c.verdict == v for _, cs in groups for c in cs)]
     axes[0, 0].legend(handles=handles, fontsize=7, loc="lower right", frameon=False,

@@ -44,10 +44,11 @@ def count(n) -> str:
 
 
 def difference(d, lo, hi, scale: str = "points") -> tuple[str, str]:
-    """('+4.8', '[+2.9, +6.3]'): a difference and its interval, in points (or 'kl': three significant digits)."""
+    """('+4.8', '[+2.9, +6.3]'): a difference and its interval, in points (else, as for KL: three significant
+    digits)."""
     if _missing(d):
         return DASH, DASH
-    if scale == "kl":
+    if scale != "points":
         return sig3(d, sign=True), f"[{sig3(lo, sign=True)}, {sig3(hi, sign=True)}]"
     n = decimals(lo, hi)
     return points(d, n, sign=True), f"[{points(lo, n, sign=True)}, {points(hi, n, sign=True)}]"

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ftscope.general import DOMAIN as GENERAL
 from ftscope.metrics import METRICS
 from ftscope.runs import latest_config
 from ftscope.stats import bootstrap_mean, hierarchical_mean, paired_difference, seed_spread, verdict, wilson
@@ -160,7 +161,11 @@ class Results:
             cond.n = r["n"]
             if len(cond.cells) == 1:
                 cond.total = r["total"]
-        self.conditions = list(groups.values())
+        # general capability (lm-eval, eval.general) is kept apart: the studies' own tables never see it
+        self.conditions = [c for c in groups.values() if c.domain != GENERAL]
+        self.general = [c for c in groups.values() if c.domain == GENERAL]
+        self.general_rows = store.read("general", cells=mine, columns=["task", "dataset", "metric",
+                                                                         "higher_is_better"]).to_pylist()
 
     def _families(self) -> dict[str, str]:
         """model -> its family, from the latest run's config (a model with none is its own)."""
@@ -297,7 +302,7 @@ class Comparison:
     expected: int = 1
     note: str = ""
     base_models: int = 1
-    unit: str = "points"  # "points": a score difference (x 100 when written); "kl": a KL difference, as is
+    unit: str = "points"  # "points": a score difference (x 100 when written); "kl", "magnitude": as is
 
     @property
     def verdict(self) -> str:
@@ -305,13 +310,13 @@ class Comparison:
 
 
 def compare(results: Results, claim: str, a: tuple[str, list[Condition]], b: tuple[str, list[Condition]],
-            expected: int = 1, note: str = "") -> Comparison:
+            expected: int = 1, note: str = "", unit: str | None = None) -> Comparison:
     """mean(A) - mean(B) over the test items both arms scored, on the same base models, with a paired
     bootstrap interval over items (and over base models first, when there are several)."""
     pa, pb = results.pooled(a[1]), results.pooled(b[1])
     common = sorted(set(pa) & set(pb))
     seeds = min([c.seeds for c in a[1] + b[1]] or [0])
-    unit = "kl" if a[1] + b[1] and all(c.metric == KL for c in a[1] + b[1]) else "points"
+    unit = unit or ("kl" if a[1] + b[1] and all(c.metric == KL for c in a[1] + b[1]) else "points")
     if not common:
         return Comparison(claim, a[0], b[0], float("nan"), float("nan"), float("nan"), 0, seeds, expected,
                           note or "no test items scored by both arms (missing or failed cells)", unit=unit)

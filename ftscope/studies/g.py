@@ -15,12 +15,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
-from ftscope import datasets
+from ftscope import datasets, general
 from ftscope.context import PromptCase
 from ftscope.costs import human
 from ftscope.datasets import Dataset, Where
 from ftscope.datasets.records import DataError
 from ftscope.evaluate import LabelError, label_token_ids, predict, result_rows, score
+from ftscope.general import GeneralConfig
 from ftscope.grid import expand
 from ftscope.methods import RECIPES
 from ftscope.models import load_tokenizer
@@ -70,6 +71,8 @@ class EvalConfig(_Strict):
     shots: dict[str, Annotated[list[NonNegativeInt], Field(min_length=1)]] | None = Field(
         None, description="task -> shots tested (default: each dataset's)")
     max_new_tokens: int | None = Field(None, gt=0, description="override each dataset's (60 for generation)")
+    general: GeneralConfig | None = Field(None, description="lm-eval tasks every cell and base model is scored on "
+                                                            "(ftscope/general.py)")
 
 
 SECTIONS = {"data": DataConfig, "grid": GridConfig, "eval": EvalConfig}
@@ -171,7 +174,8 @@ class Generalization(Study):
         return expand(cfg, points, cfg.grid.methods, cfg.grid.seeds)
 
     def cell_config(self, cfg, cell) -> dict:
-        return {"data": cfg.data.model_dump(exclude={"root"}), "eval": cfg.eval.model_dump()}
+        return {"data": cfg.data.model_dump(exclude={"root"}), "eval": cfg.eval.model_dump(exclude={"general"}),
+                **general.cell_config(cfg)}
 
     def cell_reads(self, cfg, cell, data) -> list[tuple[str, str]]:
         """What a cell reads: every test set's test records and demonstrations, and, for a cell that trains,
@@ -221,8 +225,8 @@ class Generalization(Study):
                     done += len(test)
                     run.progress.update(done)
         engine.close()
-        run.store.write("metrics", run.cid, metric_rows)
-        run.store.write("scores", run.cid, score_rows)
+        run.write("metrics", metric_rows)
+        run.write("scores", score_rows)
         if built.base_view != "self":  # a model that changed: mean |theta_ft - theta_base| over all parameters
             run.progress.phase("params")
             rows = change_stats(run.base_dir, run.checkpoint(built), region="all", measure="absolute", shares=())

@@ -14,7 +14,7 @@ from typing import Literal, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ftscope import datasets, engines
+from ftscope import datasets, engines, general
 from ftscope.context import PromptCase
 from ftscope.costs import calibrate as measure
 from ftscope.costs import estimate, human, local_model, rates_of
@@ -23,6 +23,7 @@ from ftscope.divergence import KLConfig, kl_rows, token_kl
 from ftscope.engines import open_engine
 from ftscope.evaluate import predict, result_rows, score
 from ftscope.fingerprint import fingerprint, model_fingerprint
+from ftscope.general import GeneralConfig
 from ftscope.grid import expand
 from ftscope.locks import exclusive
 from ftscope.mastery import MasteryConfig, phrasings, score_mastery
@@ -68,6 +69,8 @@ class GridConfig(GridSection):
 
 class EvalConfig(_Strict):
     max_new_tokens: int = Field(16, gt=0)
+    general: GeneralConfig | None = Field(None, description="lm-eval tasks every cell and base model is scored on "
+                                                            "(ftscope/general.py)")
 
 
 SECTIONS = {"data": DataConfig, "mastery": MasteryConfig, "grid": GridConfig, "eval": EvalConfig, "kl": KLConfig,
@@ -228,8 +231,8 @@ class Knowledge(Study):
         return expand(cfg, points, cfg.grid.methods, cfg.grid.seeds)
 
     def cell_config(self, cfg, cell) -> dict:
-        return {"mastery": cfg.mastery.model_dump(), "eval": cfg.eval.model_dump(), "kl": cfg.kl.model_dump(),
-                "params": cfg.params.model_dump()}
+        return {"mastery": cfg.mastery.model_dump(), "eval": cfg.eval.model_dump(exclude={"general"}),
+                "kl": cfg.kl.model_dump(), "params": cfg.params.model_dump(), **general.cell_config(cfg)}
 
     def training_items(self, run) -> tuple[list[dict], Dataset]:
         """`n` items drawn (with the cell's seed) from the in-domain training items of the cell's level."""
@@ -266,8 +269,8 @@ class Knowledge(Study):
         values = score(prompter, test, predictions)
         metrics, scores = result_rows(run.cid, ds.spec, ds.spec.metric, test, values, domains, slices, predictions)
         _, kl_scores = result_rows(run.cid, ds.spec, "kl", test, [k for k, _ in per_item], domains, slices)
-        run.store.write("metrics", run.cid, metrics)
-        run.store.write("scores", run.cid, scores + kl_scores)
+        run.write("metrics", metrics)
+        run.write("scores", scores + kl_scores)
 
         run.progress.phase("params")
         rows = change_stats(run.base_dir, run.checkpoint(built), cfg.params.region, cfg.params.measure)

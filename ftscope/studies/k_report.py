@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftscope.report import numbers
+from ftscope.report import general, numbers
 from ftscope.report.figures import COLORS, count_ticks, legend, line, panels, reference, save
 from ftscope.report.page import Section, columns
 from ftscope.report.results import KL, Results, compare, interval_kind
@@ -380,6 +380,14 @@ def comparisons(results: Results):
     lora = _acc(results, method="lora", domain="id", slice="all")
     if lora and restored:
         out.append(compare(results, "restoration beats LoRA", ("restore-top (all k)", restored), ("LoRA", lora)))
+    for task, (metric, higher) in general.headlines(results).items():  # eval.general: what else level 0 costs
+        base_model, by_arm = general.arms(results, task, metric)
+        level0 = [c for cs in by_arm.values() for c in cs if c.method == "sft" and c.axes.get("level") == "0"
+                  and c.axes.get("n") == n_max]
+        if base_model and level0:
+            out.append(compare(results, f"fine-tuning on facts the model does not know (level 0) costs general "
+                               f"capability ({task}, {metric})", (f"SFT level 0, n={n_max}", level0),
+                               ("base model", base_model), expected=-1 if higher else 1, unit=general.unit(metric)))
     return out
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ftscope.methods import check_methods
 from ftscope.registry import Registry
+from ftscope.report import general
 
 
 class GridSection(BaseModel):
@@ -48,6 +49,7 @@ class StudyReport:
     headline:    the block a README shows under the verdicts
     figures:     one function per figure: (Results, out dir) -> report.page.Section, or None when the
                  study has nothing for it (an ICL-only study has no training curves)
+    Every study's text and figures end with general capability (eval.general: ftscope/report/general.py).
     comparisons: the paper's findings as differences on the same test items
     """
     tables: list[Callable] = field(default_factory=list)
@@ -56,10 +58,10 @@ class StudyReport:
     comparisons: Callable = lambda results: []
 
     def text(self, results) -> str:
-        return "\n\n".join(t for t in (table(results) for table in self.tables) if t)
+        return "\n\n".join(t for t in (table(results) for table in [*self.tables, general.table]) if t)
 
     def sections(self, results, out: Path) -> list:
-        return [s for s in (figure(results, out) for figure in self.figures) if s is not None]
+        return [s for s in (figure(results, out) for figure in [*self.figures, general.figure]) if s is not None]
 
 
 class Study:
