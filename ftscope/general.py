@@ -20,10 +20,11 @@ import importlib.metadata
 import json
 import logging
 import math
+import os
 import random
 import re
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -211,10 +212,9 @@ def _manager(include_path: tuple[str, ...]):
     return TaskManager(include_path=list(include_path) or None)
 
 
-def load_tasks(cfg, data=None) -> dict[str, list]:
+def load_tasks(general: GeneralConfig, cache_dir: str, data=None) -> dict[str, list]:
     """{configured name: its lm-eval Task objects (a group gives several)}, datasets loaded. Sandbox tasks need
-    the study's `data`. Raises TaskProblem saying what to fix."""
-    general = section(cfg)
+    the study's `data` (their documents are written under `cache_dir`). Raises TaskProblem saying what to fix."""
     lm_eval_version()
     manager = _manager(tuple(str(Path(p).resolve()) for p in general.include_path))
     out = {}
@@ -224,7 +224,7 @@ def load_tasks(cfg, data=None) -> dict[str, list]:
             if data is None:
                 raise TaskProblem(f"{name}: a sandbox task needs the study's data")
             try:
-                spec_or_name = _sandbox_spec(SANDBOX.get(name), data, cfg.cache_dir)
+                spec_or_name = _sandbox_spec(SANDBOX.get(name), data, cache_dir)
             except ValueError as e:
                 raise TaskProblem(f"eval.general.tasks: {e}") from None
         elif name in manager.all_tasks:
@@ -264,7 +264,7 @@ def problems(cfg, data) -> list[str]:
     if section(cfg) is None:
         return []
     try:
-        tasks = load_tasks(cfg, data)
+        tasks = load_tasks(section(cfg), cfg.cache_dir, data)
     except TaskProblem as e:
         return [str(e)]
     out = []
@@ -282,7 +282,7 @@ def costs(cfg, data, cells: int) -> list[str]:
         return []
     limit = section(cfg).limit
     per_cell = {name: sum(min(len(t.eval_docs), limit or len(t.eval_docs)) for t in ts)
-                for name, ts in load_tasks(cfg, data).items()}
+                for name, ts in load_tasks(section(cfg), cfg.cache_dir, data).items()}
     total = sum(per_cell.values())
     return [f"general capability (lm-eval {lm_eval_version()}): {total:,} documents per cell "
             f"({', '.join(f'{n} {k}' for k, n in per_cell.items())}) x {cells} cells = {total * cells:,} documents"]
@@ -291,29 +291,19 @@ def costs(cfg, data, cells: int) -> list[str]:
 @lru_cache(maxsize=8)
 def _identity(raw: str, cache_dir: str) -> dict:
     """What of eval.general changes a cell's scores: lm-eval's version, the settings and every task's hash (a
-    sandbox task's: its version, its data being the study's, which the cell's id covers already)."""
+    sandbox task's: its version, its data being the study's, which the cell's id covers already). Computed once a
+    process: each `ftscope run`, and each job of a cluster, is a process of its own."""
     general = GeneralConfig.model_validate_json(raw)
     hashes = {}
     others = [s.task for s in general.specs if s.task not in SANDBOX]
     if others:
-        cfg = _Bare(_Eval(general.model_copy(update={"tasks": others})), cache_dir)
-        hashes = {name: [task_hash(t) for t in ts] for name, ts in load_tasks(cfg).items()}
+        loaded = load_tasks(general.model_copy(update={"tasks": others}), cache_dir)
+        hashes = {name: [task_hash(t) for t in ts] for name, ts in loaded.items()}
     for s in general.specs:
         if s.task in SANDBOX:
             hashes[s.task] = f"sandbox-v{SANDBOX.get(s.task).version}"
     return {"lm_eval": lm_eval_version(), "limit": general.limit, "num_fewshot": general.num_fewshot,
             "tasks": hashes}
-
-
-@dataclass(frozen=True)
-class _Eval:
-    general: GeneralConfig
-
-
-@dataclass(frozen=True)
-class _Bare:
-    eval: _Eval
-    cache_dir: str
 
 
 def cell_config(cfg) -> dict:
@@ -325,12 +315,15 @@ def cell_config(cfg) -> dict:
 
 @contextmanager
 def _quiet():
-    """lm-eval logs every task's build and every request at WARNING/INFO: kept to errors during a cell."""
+    """lm-eval logs every task's build at WARNING and draws progress bars on stderr (one per document of a
+    perplexity task, some hard-coded on): while it runs, stderr is dropped (an error still raises, with its
+    message). The cell's progress line says `general` before and `general done` after."""
     logger = logging.getLogger("lm_eval")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        yield
+        with open(os.devnull, "w") as sink, redirect_stderr(sink):
+            yield
     finally:
         logger.setLevel(level)
 
@@ -355,7 +348,7 @@ def score(run, model) -> dict:
     from lm_eval.models.huggingface import HFLM  # deferred: as above
 
     general = section(run.cfg)
-    tasks = load_tasks(run.cfg, run.data)
+    tasks = load_tasks(general, run.cfg.cache_dir, run.data)
     model.eval()
     with _quiet(), _random_state_kept():
         lm = HFLM(pretrained=model, tokenizer=run.tokenizer, batch_size=general.batch_size)
