@@ -19,11 +19,23 @@ from ftscope.registry import Registry
 @dataclass(frozen=True)
 class Built:
     """A recipe's result. `checkpoint` is where its weights already are on disk (None: the cell saves
-    them when an analysis needs them). `base_view` says how analyses that compare with the base model
-    get it: load it, it is this very model, or this model with its LoRA adapter switched off."""
+    them when an analysis needs them). `base_view`, set by the recipe, is how `base_model` gives an analysis the
+    base model: loaded, this very model, or this model with its LoRA adapter switched off."""
     model: Any
     checkpoint: Path | None = None
     base_view: Literal["load", "self", "adapter_off"] = "load"
+
+    @property
+    def unchanged(self) -> bool:
+        """It is the base model as it is (base, icl): nothing to measure against the base."""
+        return self.base_view == "self"
+
+    def base_model(self, load: Callable[[], Any]):
+        """The base model an analysis compares this one with: this very model when unchanged; None when it is
+        this model with its LoRA adapter switched off (divergence.token_kl switches it off); else `load()`."""
+        if self.base_view == "load":
+            return load()
+        return self.model if self.unchanged else None
 
     def merge_adapter(self) -> "Built":
         """The model to evaluate as a plain transformers model: LoRA adapters merged into the weights. peft

@@ -227,7 +227,7 @@ class Generalization(Study):
         engine.close()
         run.write("metrics", metric_rows)
         run.write("scores", score_rows)
-        if built.base_view != "self":  # a model that changed: mean |theta_ft - theta_base| over all parameters
+        if not built.unchanged:  # a model that changed: mean |theta_ft - theta_base| over all parameters
             run.progress.phase("params")
             rows = change_stats(run.base_dir, run.checkpoint(built), region="all", measure="absolute", shares=())
             run.store.write("params", run.cid, [{"cell_id": run.cid, **r} for r in rows])

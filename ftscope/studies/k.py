@@ -254,7 +254,7 @@ class Knowledge(Study):
         domains = [it["domain"] for it in test]
         slices = [f"level={run.prep[it['item_id']]}" for it in test]
 
-        base = {"self": built.model, "adapter_off": None}.get(built.base_view) if built.base_view != "load" else run.load()
+        base = built.base_model(run.load)
         run.progress.phase("kl", total=len(test), unit="items")
         per_item = token_kl(built.model, base, tok, test, prompter, cfg.kl, progress=run.progress.counter())
         del base
