@@ -34,7 +34,7 @@ def make_pair(root: Path) -> int:
 
 
 def streaming(root: Path) -> None:
-    from ftscope.restore import restore
+    from ftscope.restoration import restore
 
     restore(root / "base", root / "ft", root / "out_stream", k_percent=K_PERCENT, max_shard_bytes=100 * 2**20)
 
@@ -43,7 +43,7 @@ def in_memory(root: Path) -> None:
     """The paper's official approach: both models whole in memory, a global sort, then save."""
     from transformers import AutoModelForCausalLM
 
-    from ftscope.params import REGIONS, change
+    from ftscope.change import REGIONS, change
 
     base = AutoModelForCausalLM.from_pretrained(root / "base").state_dict()
     ft_model = AutoModelForCausalLM.from_pretrained(root / "ft")
@@ -63,7 +63,7 @@ def baseline(root: Path) -> None:
     """Only the imports both methods pay for: the floor under every peak."""
     import transformers  # noqa: F401
 
-    import ftscope.restore  # noqa: F401
+    import ftscope.restoration  # noqa: F401
 
 
 def child(method: str, root: str) -> None:

@@ -91,7 +91,7 @@ class Writer:
     def __init__(self, cfg, study, data, store, planned):
         from ftscope import engines
         from ftscope.grid import cell_spec
-        from ftscope.runtime import versions
+        from ftscope.machine import versions
         from ftscope.studies import k
 
         self.cfg, self.store, self.planned = cfg, store, planned

@@ -7,7 +7,7 @@ ftscope's own code paths, not copies:
                  DeepSpeed ZeRO-3 and one GPU rank, when DeepSpeed imports there
 3. sampling      mastery-shaped sampling (10 samples per prompt, T 0.7) with plain `generate` and the hf
                  engine (ftscope's fast path) on the GPU: samples/s and the ratio; vLLM when it imports
-4. restore       streaming restoration of the cell's checkpoint (ftscope.restore) vs loading both models
+4. restore       streaming restoration of the cell's checkpoint (ftscope.restoration) vs loading both models
                  whole: time and peak host memory, each in its own process
 5. kl_eval       token-level KL and greedy evaluation of the cell on the GPU (ftscope.divergence, the hf
                  engine)

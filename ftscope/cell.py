@@ -15,11 +15,11 @@ from ftscope import checkpoints, engines, general
 from ftscope.engines import ENGINES
 from ftscope.grid import Cell, cell_spec
 from ftscope.locks import annotate, exclusive
+from ftscope.machine import runtime, versions
 from ftscope.methods import RECIPES, Built
 from ftscope.models import load_model, load_tokenizer
 from ftscope.progress import Progress, file_sink, progress_file
 from ftscope.prompts import Prompter
-from ftscope.runtime import runtime, versions
 from ftscope.store import Store
 from ftscope.studydata import StudyData
 from ftscope.train.examples import build_examples

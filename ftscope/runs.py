@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import yaml
 
 from ftscope.locks import pid_alive
-from ftscope.runtime import versions
+from ftscope.machine import versions
 from ftscope.store import Store
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ftscope.params import REGIONS, change, change_stats, select_top
-from ftscope.restore import restore
+from ftscope.change import REGIONS, change, change_stats, select_top
+from ftscope.restoration import restore
 from ftscope.shards import INDEX, shard_files
 
 
@@ -118,7 +118,7 @@ def test_zero_base_weights_are_counted_and_flagged(tmp_path):
     """Exact-zero base weights make |d| / (|w| + 1e-8) huge: counted, and a warning names them."""
     from safetensors.torch import save_file
 
-    from ftscope.params import zero_weight_warning
+    from ftscope.change import zero_weight_warning
 
     g = torch.Generator().manual_seed(0)
     base = {f"model.layers.0.mlp.{m}_proj.weight": torch.randn(64, 64, generator=g) for m in ("up", "down")}

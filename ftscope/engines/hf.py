@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ftscope import generation
 from ftscope.engines import EngineSpec, decode_dtype, register
+from ftscope.machine import package_version
 from ftscope.models import DTYPES, load_model, load_tokenizer
-from ftscope.runtime import package_version
 
 
 class HFOptions(BaseModel):

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ftscope import generation
 from ftscope.engines import EngineSpec, decode_dtype, register
+from ftscope.machine import package_version
 from ftscope.models import load_tokenizer
-from ftscope.runtime import package_version
 
 _SPAWN = threading.Lock()  # CUDA_VISIBLE_DEVICES is read by the engine's processes when they start
 

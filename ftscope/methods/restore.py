@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ftscope.change import Measure
 from ftscope.methods.recipe import Built, Recipe, register
-from ftscope.params import Measure
-from ftscope.restore import restore
+from ftscope.restoration import restore
 
 
 class RestoreConfig(BaseModel):
@@ -18,7 +18,7 @@ class RestoreConfig(BaseModel):
     k_percent: list[float] = Field(default_factory=lambda: [1, 3, 5, 10, 20, 40, 60])
     strategies: list[Literal["top", "bottom", "random"]] = Field(default_factory=lambda: ["top"])
     region: Literal["transformer", "attention", "mlp", "all"] = "transformer"
-    measure: Measure = Field("relative", description="how change is ranked (params.py: relative, absolute, "
+    measure: Measure = Field("relative", description="how change is ranked (change.py: relative, absolute, "
                                                      "relative_nonzero)")
 
     @field_validator("k_percent")

@@ -176,7 +176,7 @@ class Results:
 
     @property
     def machines(self) -> dict[str, int]:
-        """How many done cells computed on each machine (ftscope.runtime.machine, threads included)."""
+        """How many done cells computed on each machine (ftscope.machine.machine, threads included)."""
         out: dict[str, int] = {}
         for c in self.cells.values():
             key = c.get("machine") or "{}"

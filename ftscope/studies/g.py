@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
 from ftscope import datasets, general
+from ftscope.change import change_stats
 from ftscope.context import PromptCase
 from ftscope.costs import human
 from ftscope.datasets import Dataset, Where
@@ -25,7 +26,6 @@ from ftscope.general import GeneralConfig
 from ftscope.grid import expand
 from ftscope.methods import RECIPES
 from ftscope.models import load_tokenizer
-from ftscope.params import change_stats
 from ftscope.prompts import Prompter, prompt_problems
 from ftscope.registry import unknown
 from ftscope.studies.g_report import REPORT

@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ftscope import datasets, engines, general
+from ftscope.change import ParamsConfig, change_stats, zero_weight_warning
 from ftscope.context import PromptCase
 from ftscope.costs import calibrate as measure
 from ftscope.costs import estimate, human, local_model, rates_of
@@ -28,7 +29,6 @@ from ftscope.grid import expand
 from ftscope.locks import exclusive
 from ftscope.mastery import MasteryConfig, phrasings, score_mastery
 from ftscope.models import load_tokenizer
-from ftscope.params import ParamsConfig, change_stats, zero_weight_warning
 from ftscope.progress import Progress, file_sink, progress_file, terminal_sink
 from ftscope.prompts import Prompter, prompt_problems
 from ftscope.registry import unknown

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ftscope.params import change, matrix_of, region_names, select_mask, select_top, strategy_scores
+from ftscope.change import change, matrix_of, region_names, select_mask, select_top, strategy_scores
 from ftscope.shards import ShardWriter, iter_pairs, numel, tensor_names
 
 
