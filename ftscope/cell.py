@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ftscope import checkpoints, engines, general
+from ftscope import checkpoints, engines, measurements
 from ftscope.engines import ENGINES
 from ftscope.grid import Cell, cell_spec
 from ftscope.locks import annotate, exclusive
@@ -50,7 +50,7 @@ class CellRun:
     parent_id: str | None = None
     gpus: list[int] | None = None
     progress: Progress = field(default_factory=lambda: Progress("cell"))
-    added: dict[str, list[dict]] = field(default_factory=dict)  # rows a measurement adds to a table the study writes
+    added: dict[str, list[dict]] = field(default_factory=dict)  # rows measurements add (ftscope/measurements.py)
 
     def add(self, table: str, rows: list[dict]) -> None:
         """Rows for this cell's `table` (one file a cell), written with the study's own rows of it."""
@@ -192,9 +192,7 @@ def _run(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, pare
             built = recipe.build(run)
             row["train_s"] = time.monotonic() - t
             t = time.monotonic()
-            if general.section(cfg) is not None:  # first: the model as built (a LoRA cell's adapter not merged yet)
-                progress.phase("general")
-                general.score(run, built.model)
+            measurements.measure(run, built.model)  # first: the model as built (a LoRA cell's adapter not merged yet)
             study.evaluate(run, built)
             for table, rows in list(run.added.items()):  # what the study did not write itself
                 run.write(table, [])

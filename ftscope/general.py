@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ftscope.damage import temporary_name
 from ftscope.fingerprint import file_digest, fingerprint
+from ftscope.measurements import Measurement, register
 from ftscope.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -306,9 +307,10 @@ def _identity(raw: str, cache_dir: str) -> dict:
             "tasks": hashes}
 
 
-def cell_config(cfg) -> dict:
-    """What a study adds to its cells' config for eval.general (nothing without it: other cells keep their ids)."""
-    return {} if section(cfg) is None else {"general": _identity(section(cfg).model_dump_json(), cfg.cache_dir)}
+def identity(cfg) -> dict | None:
+    """What eval.general adds to its cells' ids: lm-eval's version and each task's hash (None without it: other
+    cells keep their ids)."""
+    return None if section(cfg) is None else _identity(section(cfg).model_dump_json(), cfg.cache_dir)
 
 
 # -- scoring ----------------------------------------------------------------------------------------------
@@ -342,8 +344,8 @@ def _random_state_kept():
             np.random.set_state(np_state)
 
 
-def score(run, model) -> dict:
-    """Score the cell's model on every task of eval.general and write its rows; returns lm-eval's results."""
+def score(run, model) -> dict[str, list[dict]]:
+    """Score the cell's model on every task of eval.general: its rows of metrics, scores and general."""
     from lm_eval import simple_evaluate  # deferred: as above
     from lm_eval.models.huggingface import HFLM  # deferred: as above
 
@@ -363,10 +365,7 @@ def score(run, model) -> dict:
             metrics += rows[0]
             scores += rows[1]
             general_rows += rows[2]
-    run.add("metrics", metrics)  # written with the study's own rows of the cell
-    run.add("scores", scores)
-    run.store.write("general", run.cid, general_rows)
-    return out
+    return {"metrics": metrics, "scores": scores, "general": general_rows}
 
 
 def task_rows(cid: str, name: str, task, out: dict, version: str) -> tuple[list, list, list]:
@@ -405,3 +404,7 @@ def _number(x) -> float | None:
     except (TypeError, ValueError):
         return None  # lm-eval writes "N/A" where it has no stderr
     return v if math.isfinite(v) else None
+
+
+register(Measurement("general", score, wanted=lambda cfg: section(cfg) is not None, identity=identity, domain=DOMAIN,
+                     problems=problems, costs=costs))

@@ -5,6 +5,7 @@ need none."""
 from dataclasses import dataclass
 from typing import Any
 
+from ftscope import measurements
 from ftscope.engines import identity
 from ftscope.fingerprint import fingerprint
 from ftscope.methods import RECIPES, variant_name
@@ -41,7 +42,8 @@ def cell_spec(cfg, study, cell: Cell) -> dict:
     recipe = RECIPES.get(cell.method)
     return {"cell": {"model": cell.model, "method": recipe.name, "axes": dict(cell.axes), "seed": cell.seed,
                      "params": dict(cell.params)},
-            "model": cfg.model(cell.model).model_dump(exclude={"backend"}), "study": study.cell_config(cfg, cell),
+            "model": cfg.model(cell.model).model_dump(exclude={"backend"}),
+            "study": {**study.cell_config(cfg, cell), **measurements.identity(cfg)},
             "method": recipe.relevant(cfg), "engine": identity(cfg, cfg.model(cell.model))}
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import yaml
 
+from ftscope import measurements
 from ftscope.locks import pid_alive
 from ftscope.machine import versions
 from ftscope.store import Store
@@ -54,12 +55,13 @@ def mark_dead(store: Store, study: str | None = None) -> list[dict]:
 
 
 def headline(store: Store, cid: str) -> dict[str, float]:
-    """A cell's headline numbers: its mean score per domain (slice all, prompt map 0, 0 shots; general capability,
-    in the units of each lm-eval metric, left out)."""
+    """A cell's headline numbers: its mean score per domain (slice all, prompt map 0, 0 shots; the measurements' rows,
+    such as general capability in the units of each lm-eval metric, left out)."""
     t = store.read_key("metrics", cid).to_pylist() if store.exists("metrics", cid) else []
     by: dict[str, list[float]] = {}
+    apart = measurements.domains()
     for r in t:
-        if r["slice"] == "all" and r["prompt_map"] == 0 and r["shots"] == 0 and r["domain"] != "general":
+        if r["slice"] == "all" and r["prompt_map"] == 0 and r["shots"] == 0 and r["domain"] not in apart:
             by.setdefault(r["domain"], []).append(r["value"])
     return {d: sum(v) / len(v) for d, v in sorted(by.items())}
 

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from ftscope.engines import ENGINES
+from ftscope.measurements import MEASUREMENTS
 from ftscope.methods import RECIPES
 from ftscope.prompts import PromptConfig
 from ftscope.registry import unknown
@@ -210,16 +211,20 @@ _MODELS: dict[tuple, type[CoreConfig]] = {}
 
 
 def config_model(kind: str) -> type[CoreConfig]:
-    """The full schema of a study kind: core fields + the study's sections + every method's section."""
+    """The full schema of a study kind: core fields + the study's sections + every method's section + every plug-in
+    measurement's section (absent unless given: a measurement runs where the config has its section)."""
     study = STUDIES.get(kind)
     sections = dict(study.sections)
     for name in RECIPES:
         section = RECIPES.get(name).section
         if section and section[0] not in sections:
             sections[section[0]] = section[1]
-    key = (kind, tuple((k, id(v)) for k, v in sorted(sections.items())))
+    optional = {m.section[0]: m.section[1] for name in MEASUREMENTS if (m := MEASUREMENTS.get(name)).section
+                and m.section[0] not in sections}
+    key = (kind, tuple((k, id(v)) for k, v in sorted({**sections, **optional}.items())))
     if key not in _MODELS:
         fields = {k: (v, Field(default_factory=v)) for k, v in sections.items()}
+        fields |= {k: (v | None, Field(None)) for k, v in optional.items()}
         name = f"StudyConfig_{kind}_{len(_MODELS)}"
         model = create_model(name, __base__=CoreConfig, **fields)
         setattr(sys.modules[__name__], name, model)  # picklable by reference, like a class written here

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ftscope import context, general, gguf, jobs
+from ftscope import context, gguf, jobs, measurements
 from ftscope.config import ConfigError, load_config
 from ftscope.costs import duration, local_model
 from ftscope.methods import RECIPES
@@ -66,11 +66,12 @@ def check_config(cfg, calibrate: bool = False) -> tuple[list[str], list[str]]:
             notes.append(f"models.{m.name}: trust_remote_code is on: this model's own Python code will run")
     if not problems:
         problems += prompt_problems(cfg, study)
-    if not problems and general.section(cfg) is not None:  # lm-eval, its tasks, their data and metrics
-        problems += general.problems(cfg, study.load_data(cfg))
+    asked = measurements.asked(cfg)  # eval.general: lm-eval, its tasks, their data and metrics
+    if not problems and asked:
+        problems += [p for m in asked for p in m.problems(cfg, study.load_data(cfg))]
     if not problems:
         notes += study.notes(cfg) + _cached_model_notes(cfg, study) + study.costs(cfg, calibrate) + _job_costs(cfg, cells)
-        notes += general.costs(cfg, study.load_data(cfg), len(cells))
+        notes += [line for m in asked for line in m.costs(cfg, study.load_data(cfg), len(cells))]
     return problems, notes
 
 

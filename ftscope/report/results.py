@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ftscope import measurements
 from ftscope.general import DOMAIN as GENERAL
 from ftscope.metrics import METRICS
 from ftscope.runs import latest_config
@@ -161,8 +162,9 @@ class Results:
             cond.n = r["n"]
             if len(cond.cells) == 1:
                 cond.total = r["total"]
-        # general capability (lm-eval, eval.general) is kept apart: the studies' own tables never see it
-        self.conditions = [c for c in groups.values() if c.domain != GENERAL]
+        # measurements' rows (general capability: eval.general) are kept apart: the studies' own tables never see them
+        apart = measurements.domains()
+        self.conditions = [c for c in groups.values() if c.domain not in apart]
         self.general = [c for c in groups.values() if c.domain == GENERAL]
         self.general_rows = store.read("general", cells=mine, columns=["task", "dataset", "metric",
                                                                          "higher_is_better"]).to_pylist()

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
-from ftscope import datasets, general
+from ftscope import datasets
 from ftscope.change import change_stats
 from ftscope.context import PromptCase
 from ftscope.costs import human
@@ -174,8 +174,7 @@ class Generalization(Study):
         return expand(cfg, points, cfg.grid.methods, cfg.grid.seeds)
 
     def cell_config(self, cfg, cell) -> dict:
-        return {"data": cfg.data.model_dump(exclude={"root"}), "eval": cfg.eval.model_dump(exclude={"general"}),
-                **general.cell_config(cfg)}
+        return {"data": cfg.data.model_dump(exclude={"root"}), "eval": cfg.eval.model_dump(exclude={"general"})}
 
     def cell_reads(self, cfg, cell, data) -> list[tuple[str, str]]:
         """What a cell reads: every test set's test records and demonstrations, and, for a cell that trains,

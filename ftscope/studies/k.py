@@ -14,7 +14,7 @@ from typing import Literal, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ftscope import datasets, engines, general
+from ftscope import datasets, engines
 from ftscope.change import ParamsConfig, change_stats, zero_weight_warning
 from ftscope.context import PromptCase
 from ftscope.costs import calibrate as measure
@@ -232,7 +232,7 @@ class Knowledge(Study):
 
     def cell_config(self, cfg, cell) -> dict:
         return {"mastery": cfg.mastery.model_dump(), "eval": cfg.eval.model_dump(exclude={"general"}),
-                "kl": cfg.kl.model_dump(), "params": cfg.params.model_dump(), **general.cell_config(cfg)}
+                "kl": cfg.kl.model_dump(), "params": cfg.params.model_dump()}
 
     def training_items(self, run) -> tuple[list[dict], Dataset]:
         """`n` items drawn (with the cell's seed) from the in-domain training items of the cell's level."""
