@@ -4,7 +4,7 @@ hashing a dataset on every call would cost more than it saves."""
 
 from contextlib import contextmanager
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
@@ -14,11 +14,28 @@ from ftscope.models import base_model_path
 from ftscope.plan import PlannedCell, plan_cells
 from ftscope.progress import adding
 from ftscope.report.render import report_dir, write_report
+from ftscope.runs import RunRecord, mark_dead
 from ftscope.shards import checkpoint_dir
 from ftscope.store import Store
 from ftscope.studies import STUDIES
 from tasks.artifacts import progress_sink
-from tasks.policy import LEASE_S, gpu_limit, worth_retrying
+from tasks.policy import LEASE_S, ensure_gpu_limits, gpu_limit, worth_retrying
+
+
+@task(name="housekeeping", cache_policy=NO_CACHE)
+def housekeeping_task(cfg, prefect_url: str | None, run_id) -> RunRecord:
+    """Before any work: temporaries of writers that died swept away, damaged files moved aside (their cells are
+    redone), runs whose process died recorded as crashed, missing GPU limits created; then this run recorded."""
+    log = get_run_logger()
+    store = Store(cfg.results_dir)
+    store.sweep()
+    for line in store.repair():
+        log.warning("repaired the store: %s", line)
+    for dead in mark_dead(store, cfg.study):
+        log.warning("run %s (pid %s) had died while running: recorded as crashed", dead["run_id"][:8], dead["pid"])
+    for created in ensure_gpu_limits(cfg):
+        log.info("created the GPU limit %s", created)
+    return RunRecord(cfg, store, prefect_url, run_id)
 
 
 @task(name="prepare-data", cache_policy=NO_CACHE)
