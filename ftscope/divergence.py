@@ -10,6 +10,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ftscope.prompts import Prompter, encode
+from ftscope.records import KL, as_row
 
 
 class KLConfig(BaseModel):
@@ -97,7 +98,6 @@ def kl_rows(cid: str, dataset: str, per_item: list[tuple[float, int]], domains: 
         groups[(d, "all")].append((kl, n))
         if s != "all":
             groups[(d, s)].append((kl, n))
-    return [{"cell_id": cid, "dataset": dataset, "domain": d, "slice": s, "n": len(v),
-             "n_positions": sum(n for _, n in v), "value": sum(k for k, _ in v) / len(v),
-             "direction": cfg.direction, "positions": cfg.positions}
+    return [as_row(KL(cell_id=cid, dataset=dataset, domain=d, slice=s, n=len(v), n_positions=sum(n for _, n in v),
+                   value=sum(k for k, _ in v) / len(v), direction=cfg.direction, positions=cfg.positions))
             for (d, s), v in sorted(groups.items())]

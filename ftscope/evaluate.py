@@ -6,6 +6,7 @@ from collections import defaultdict
 
 from ftscope.metrics import METRICS
 from ftscope.prompts import Prompter, encode
+from ftscope.records import Metric, Score, as_row
 
 
 class LabelError(ValueError):
@@ -73,10 +74,10 @@ def result_rows(cid: str, spec, metric: str, items: list[dict], values: list[flo
             groups[(d, s)].append(v)
     common = {"cell_id": cid, "task": spec.task, "dataset": spec.name, "prompt_map": prompt_map, "shots": shots,
               "metric": metric}
-    metrics = [{**common, "domain": d, "slice": s, "n": len(v), "total": float(sum(v)), "value": sum(v) / len(v)}
+    metrics = [as_row(Metric(**common, domain=d, slice=s, n=len(v), total=float(sum(v)), value=sum(v) / len(v)))
                for (d, s), v in sorted(groups.items())]
     preds = predictions or [None] * len(items)
-    scores = [{**common, "domain": d, "slice": s, "item_id": it["item_id"], "value": float(v),
-               "prediction": None if p is None else p[:500]}
+    scores = [as_row(Score(**common, domain=d, slice=s, item_id=it["item_id"], value=float(v),
+                        prediction=None if p is None else p[:500]))
               for it, v, d, s, p in zip(items, values, domains, slices, preds)]
     return metrics, scores

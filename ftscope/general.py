@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ftscope.damage import temporary_name
 from ftscope.fingerprint import file_digest, fingerprint
-from ftscope.measurements import Measurement, register
+from ftscope.records import General, Metric, Score, as_row
 from ftscope.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -386,15 +386,15 @@ def task_rows(cid: str, name: str, task, out: dict, version: str) -> tuple[list,
             values = [float(aggregate([s[metric]])) for s in mine]
             key = {"cell_id": cid, "task": name, "dataset": leaf, "domain": DOMAIN, "slice": "all", "prompt_map": 0,
                    "shots": shots, "metric": label}
-            scores += [{**key, "item_id": f"{leaf}:{s['doc_id']}", "value": v, "prediction": None}
+            scores += [as_row(Score(**key, item_id=f"{leaf}:{s['doc_id']}", value=v, prediction=None))
                        for s, v in zip(mine, values)]
-            metrics.append({**key, "n": len(values), "total": float(sum(values)), "value": float(np.mean(values))})
+            metrics.append(as_row(Metric(**key, n=len(values), total=float(sum(values)), value=float(np.mean(values)))))
             result = out["results"][leaf]
             stderr = result.get(f"{metric}_stderr,{flt}")
-            general.append({"cell_id": cid, "task": name, "dataset": leaf, "metric": label, "shots": shots,
-                            "n": len(values), "value": _number(result.get(f"{metric},{flt}")),
-                            "stderr": _number(stderr), "higher_is_better": bool(higher.get(metric, True)),
-                            "lm_eval": version, "task_hash": task_hash(task)})
+            general.append(as_row(General(cell_id=cid, task=name, dataset=leaf, metric=label, shots=shots, n=len(values),
+                                       value=_number(result.get(f"{metric},{flt}")), stderr=_number(stderr),
+                                       higher_is_better=bool(higher.get(metric, True)), lm_eval=version,
+                                       task_hash=task_hash(task))))
     return metrics, scores, general
 
 
@@ -404,7 +404,3 @@ def _number(x) -> float | None:
     except (TypeError, ValueError):
         return None  # lm-eval writes "N/A" where it has no stderr
     return v if math.isfinite(v) else None
-
-
-register(Measurement("general", score, wanted=lambda cfg: section(cfg) is not None, identity=identity, domain=DOMAIN,
-                     problems=problems, costs=costs))

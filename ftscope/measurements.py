@@ -1,8 +1,8 @@
 """What a cell measures besides its study's own evaluation, as a registry (lm-eval's style): a measurement is
 one module that describes itself with `register(Measurement(...))`; the cell runs every measurement its config
 asks for, on the model as built (a LoRA cell's adapter not merged yet), before the study evaluates it, and
-writes the rows it returns with the study's own rows of each table. Built in: general capability with
-lm-evaluation-harness (ftscope/general.py, asked for by `eval.general`).
+writes the rows it returns with the study's own rows of each table. Built in (registered at the end of this
+file): general capability with lm-evaluation-harness (ftscope/general.py, asked for by `eval.general`).
 
 A plug-in measurement (a module named in the config's `plugins:`) brings its config section, and runs where the
 config has that section:
@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ftscope import general
 from ftscope.registry import Registry
 
 
@@ -87,4 +88,5 @@ def measure(run, model) -> None:
             run.add(table, rows)
 
 
-from ftscope import general  # noqa: E402, F401  the built-in measurement registers itself
+register(Measurement("general", general.score, wanted=lambda cfg: general.section(cfg) is not None,
+                     identity=general.identity, domain=general.DOMAIN, problems=general.problems, costs=general.costs))

@@ -8,6 +8,7 @@ from ftscope import checkpoints
 from ftscope.fingerprint import model_fingerprint
 from ftscope.grid import Cell, cell_id
 from ftscope.methods import RECIPES
+from ftscope.records import Plan, as_row
 from ftscope.runs import latest_config
 from ftscope.store import Store
 
@@ -42,9 +43,9 @@ def plan_cells(cfg, study, data, base_paths: dict[str, str], store: Store) -> li
     """Every cell with its id; the plan is written to the store (the latest plan of a study replaces
     the previous one)."""
     planned = _planned(cfg, study, data, base_paths)
-    rows = [{"cell_id": p.cid, "study": cfg.study, "kind": cfg.kind, "label": p.cell.label, "model": p.cell.model,
-             "method": RECIPES.get(p.cell.method).name, "variant": p.cell.variant,
-             "axes": json.dumps(dict(p.cell.axes)), "seed": p.cell.seed, "parent_cell": p.parent_id}
+    rows = [as_row(Plan(cell_id=p.cid, study=cfg.study, kind=cfg.kind, label=p.cell.label, model=p.cell.model,
+                        method=RECIPES.get(p.cell.method).name, variant=p.cell.variant,
+                        axes=json.dumps(dict(p.cell.axes)), seed=p.cell.seed, parent_cell=p.parent_id))
             for p in planned]
     store.write("plan", cfg.study, rows)
     return planned

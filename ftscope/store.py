@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from ftscope.faults import kill_point
 from ftscope.locks import exclusive, pid_alive
+from ftscope.records import TABLES, schema
 
 SCHEMA_VERSION = 3  # 3: the generation engine of mastery and cells rows, the machine of cells rows
 STAGING = ".staging"
@@ -60,44 +61,9 @@ class DamagedStore(Exception):
         super().__init__(f"damaged files in the store: {listing}{more}. Run `ftscope repair {store.uri}`: it moves them "
                          f"to {QUARANTINE}/ and marks the work they held missing, so the next run redoes exactly that")
 
-_s, _i, _f = pa.string(), pa.int64(), pa.float64()
-_ts = pa.timestamp("us", tz="UTC")
-SCHEMAS: dict[str, pa.Schema] = {
-    "mastery": pa.schema([("model", _s), ("model_fp", _s), ("data_fp", _s), ("item_id", _s), ("relation", _s),
-                          ("split", _s), ("domain", _s), ("exposure", _i), ("hits", _i), ("r", _f),
-                          ("level", _i), ("n_map", _i), ("n_sample", _i), ("temperature", _f), ("engine", _s)]),
-    "plan": pa.schema([("cell_id", _s), ("study", _s), ("kind", _s), ("label", _s), ("model", _s), ("method", _s),
-                       ("variant", _s), ("axes", _s), ("seed", _i), ("parent_cell", _s)]),
-    "cells": pa.schema([("cell_id", _s), ("study", _s), ("kind", _s), ("model", _s), ("method", _s),
-                        ("variant", _s), ("axes", _s), ("params", _s), ("seed", _i), ("parent_cell", _s),
-                        ("status", _s), ("error", _s), ("config", _s), ("started_at", _ts), ("finished_at", _ts),
-                        ("duration_s", _f), ("train_s", _f), ("eval_s", _f), ("versions", _s), ("host", _s),
-                        ("device", _s), ("threads", _i), ("engine", _s), ("machine", _s)]),
-    # one row per cell x test dataset x domain x slice x prompt map x shots x metric; `total` is the sum
-    # of the per-item values (the number correct, for a proportion), so any interval can be recomputed
-    "metrics": pa.schema([("cell_id", _s), ("task", _s), ("dataset", _s), ("domain", _s), ("slice", _s), ("prompt_map", _i),
-                          ("shots", _i), ("metric", _s), ("n", _i), ("total", _f), ("value", _f)]),
-    # the per-item values behind `metrics` and `kl`, for paired and bootstrap intervals
-    "scores": pa.schema([("cell_id", _s), ("task", _s), ("dataset", _s), ("domain", _s), ("slice", _s), ("prompt_map", _i),
-                         ("shots", _i), ("metric", _s), ("item_id", _s), ("value", _f), ("prediction", _s)]),
-    "kl": pa.schema([("cell_id", _s), ("dataset", _s), ("domain", _s), ("slice", _s), ("n", _i),
-                     ("n_positions", _i), ("value", _f), ("direction", _s), ("positions", _s)]),
-    "params": pa.schema([("cell_id", _s), ("scope", _s), ("matrix", _s), ("layer", _i), ("n_elements", _i),
-                         ("n_zero_base", _i), ("mean_change", _f), ("sum_change", _f), ("top1_share", _f),
-                         ("top5_share", _f), ("top10_share", _f), ("measure", _s), ("region", _s)]),
-    # one row per flow run of a study, when it starts and when it ends
-    "runs": pa.schema([("run_id", _s), ("study", _s), ("kind", _s), ("status", _s), ("config", _s),
-                       ("started_at", _ts), ("finished_at", _ts), ("prefect_url", _s), ("host", _s), ("pid", _i),
-                       ("versions", _s), ("message", _s)]),
-    "restoration": pa.schema([("cell_id", _s), ("parent_cell", _s), ("k_percent", _f), ("strategy", _s),
-                              ("matrix", _s), ("n_elements", _i), ("n_restored", _i), ("fraction_restored", _f),
-                              ("threshold", _f), ("undone_share", _f)]),
-    # lm-evaluation-harness's own number per cell x task x metric, with its stderr (ftscope/general.py)
-    "general": pa.schema([("cell_id", _s), ("task", _s), ("dataset", _s), ("metric", _s), ("shots", _i), ("n", _i),
-                          ("value", _f), ("stderr", _f), ("higher_is_better", pa.bool_()), ("lm_eval", _s),
-                          ("task_hash", _s)]),
-}
-SCHEMAS = {name: s.append(pa.field("schema_version", _i)) for name, s in SCHEMAS.items()}
+# each table's columns: its record type (ftscope/records.py), then the schema version its file was written under
+SCHEMAS: dict[str, pa.Schema] = {name: schema(record).append(pa.field("schema_version", pa.int64()))
+                                 for name, record in TABLES.items()}
 CELL_TABLES = ("metrics", "scores", "kl", "params", "restoration", "general")  # rows that belong to one cell attempt
 
 

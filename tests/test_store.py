@@ -189,3 +189,21 @@ def test_a_snapshot_reads_a_file_rewritten_since_its_listing(tmp_path):
     assert snap.read("metrics").num_rows == 3  # listed, with each file's size
     store.write("metrics", "c01", [_metric("c01", 0.5), _metric("c01", 0.25)])  # another size now
     assert sorted(snap.read("metrics")["value"].to_pylist()) == [0.0, 0.25, 0.5, 0.6666666666666666]
+
+
+def test_every_table_is_its_record_type(tmp_path):
+    """A row made as its record (ftscope/records.py) is written and read back as the same record, for every table:
+    the schemas are the records' fields, in order, with their types."""
+    from dataclasses import fields
+
+    from ftscope.records import TABLES, as_row
+
+    samples = {str: "x", int: 7, float: 0.25, bool: True, datetime: datetime(2026, 1, 1, tzinfo=timezone.utc)}
+    store = Store(str(tmp_path / "res"))
+    for table, record in TABLES.items():
+        assert SCHEMAS[table].names == [f.name for f in fields(record)] + ["schema_version"]
+        kinds = {f.name: next(t for t in samples if t in getattr(f.type, "__args__", (f.type,))) for f in fields(record)}
+        made = record(**{name: samples[kind] for name, kind in kinds.items()})
+        store.write(table, "k", [as_row(made)])
+        back = store.read(table).drop(["schema_version"]).to_pylist()
+        assert [record(**r) for r in back] == [made], table
