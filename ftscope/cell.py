@@ -51,6 +51,7 @@ class CellRun:
     gpus: list[int] | None = None
     progress: Progress = field(default_factory=lambda: Progress("cell"))
     added: dict[str, list[dict]] = field(default_factory=dict)  # rows measurements add (ftscope/measurements.py)
+    training: tuple[list[dict], Any] | None = None  # (items, Dataset) the cell picked for a recipe that trains
 
     def add(self, table: str, rows: list[dict]) -> None:
         """Rows for this cell's `table` (one file a cell), written with the study's own rows of it."""
@@ -105,9 +106,12 @@ class CellRun:
         return Prompter(dataset.spec, self.model_cfg.prompt, self.tokenizer)
 
     def examples(self, shots: int = 0, prompt_map: int = 0) -> list[dict]:
-        """Tokenized training examples of this cell's items, each after the first `shots` demonstrations
-        of the training set's pool (FTICL)."""
-        items, dataset = self.study.training_items(self)
+        """Tokenized training examples of the items the cell picked for its recipe, each after the first `shots`
+        demonstrations of the training set's pool (FTICL)."""
+        if self.training is None:
+            raise ValueError(f"method {self.cell.method} asks for training examples but its recipe does not say it "
+                             f"trains: register it with Recipe(..., trains=True)")
+        items, dataset = self.training
         demos = dataset.demos[:shots]
         if len(demos) < shots:
             raise ValueError(f"{shots} demonstrations asked but dataset {dataset.name} has {len(demos)} in its pool")
@@ -189,7 +193,11 @@ def _run(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, pare
             run.work.mkdir(parents=True, exist_ok=True)
             t = time.monotonic()
             progress.phase("build")  # a recipe that trains starts its own phase
+            if recipe.trains:  # the study picks what it trains on: the recipe gets it from the run, ready
+                run.training = study.training_items(run)
             built = recipe.build(run)
+            for table, rows in built.rows.items():  # what the recipe measured while it built
+                run.add(table, rows)
             row["train_s"] = time.monotonic() - t
             t = time.monotonic()
             measurements.measure(run, built.model)  # first: the model as built (a LoRA cell's adapter not merged yet)

@@ -7,4 +7,4 @@ def build(run) -> Built:
     return Built(run.load(), checkpoint=run.base_dir, base_view="self")
 
 
-RECIPE = register(Recipe("base", build, description="the base model, untouched (the reference row)"))
+RECIPE = register(Recipe("base", build, order=0, description="the base model, untouched (the reference row)"))

@@ -10,6 +10,6 @@ def build(run) -> Built:
     return fit(run, run.examples(), lr=run.cfg.lora.lr, lora=run.cfg.lora)
 
 
-RECIPE = register(Recipe("lora", build, trains=True, section=("lora", LoraConfig),
+RECIPE = register(Recipe("lora", build, trains=True, section=("lora", LoraConfig), order=2,
                          relevant=lambda cfg: {"train": cfg.train.model_dump(), "lora": cfg.lora.model_dump()},
                          description="LoRA fine-tuning"))

@@ -20,10 +20,13 @@ from ftscope.registry import Registry
 class Built:
     """A recipe's result. `checkpoint` is where its weights already are on disk (None: the cell saves
     them when an analysis needs them). `base_view`, set by the recipe, is how `base_model` gives an analysis the
-    base model: loaded, this very model, or this model with its LoRA adapter switched off."""
+    base model: loaded, this very model, or this model with its LoRA adapter switched off. `rows`: what the
+    recipe measured while it built ({table: rows}; restoration: how much of each matrix type's change it undid),
+    which the cell writes with its own: a recipe never writes the store."""
     model: Any
     checkpoint: Path | None = None
     base_view: Literal["load", "self", "adapter_off"] = "load"
+    rows: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def unchanged(self) -> bool:
@@ -61,6 +64,7 @@ class Recipe:
     label: Callable[[dict], str] = field(default=lambda params: "")  # suffix of a variant: "top5", "2"
     relevant: Callable[[Any], dict] = field(default=lambda cfg: {})  # config that changes its result
     description: str = ""
+    order: int = 3  # where reports list it among methods: the reference (base) 0, then sft 1, lora 2, then by name
 
 
 RECIPES: Registry[Recipe] = Registry("method")
@@ -70,6 +74,12 @@ def register(recipe: Recipe, *aliases: str) -> Recipe:
     for name in (recipe.name, *aliases):
         RECIPES.register(name, recipe)
     return recipe
+
+
+def report_order(method: str) -> tuple[int, str]:
+    """The key reports sort methods by: each recipe's `order`, then its name (a method no plug-in registered in
+    this process, a report read without it, comes with the others by name)."""
+    return (RECIPES.get(method).order if method in RECIPES else Recipe.order, method)
 
 
 def variant_name(recipe: Recipe, params: dict) -> str:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ftscope.change import Measure
 from ftscope.methods.recipe import Built, Recipe, register
+from ftscope.records import Restoration, as_row
 from ftscope.restoration import restore
 
 
@@ -38,8 +39,8 @@ def build(run) -> Built:
     rows = restore(run.base_dir, run.parent_checkpoint(), out, k_percent=run.params["k_percent"],
                    strategy=run.params["strategy"], region=run.cfg.restore.region, measure=run.cfg.restore.measure,
                    seed=run.cell.seed)
-    run.store.write("restoration", run.cid, [{"cell_id": run.cid, "parent_cell": run.parent_id, **r} for r in rows])
-    return Built(run.load(out), checkpoint=out)
+    return Built(run.load(out), checkpoint=out,
+                 rows={"restoration": [as_row(Restoration(cell_id=run.cid, parent_cell=run.parent_id, **r)) for r in rows]})
 
 
 RECIPE = register(Recipe("restore", build, parent="sft", section=("restore", RestoreConfig), variants=variants,

@@ -8,5 +8,5 @@ def build(run) -> Built:
     return fit(run, run.examples(), lr=run.cfg.train.lr)
 
 
-RECIPE = register(Recipe("sft", build, trains=True, full_weights=True, relevant=lambda cfg: {"train": cfg.train.model_dump()},
-                         description="full fine-tuning"), "ft")
+RECIPE = register(Recipe("sft", build, trains=True, full_weights=True, order=1,
+                         relevant=lambda cfg: {"train": cfg.train.model_dump()}, description="full fine-tuning"), "ft")

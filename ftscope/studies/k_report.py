@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftscope.methods import report_order
 from ftscope.report import general, numbers
 from ftscope.report.figures import COLORS, count_ticks, legend, line, panels, reference, save
 from ftscope.report.page import Section, columns
@@ -145,7 +146,7 @@ def headline(results: Results) -> str:
     head = ["method", "level"] + [f"ID n={n}" for n in counts] + [f"OOD n={n}" for n in counts] + \
         [f"KL n={n}" for n in counts]
     rows = []
-    methods = sorted({c.method for c in conds}, key=lambda m: (m != "base", m != "sft", m != "lora", m))
+    methods = sorted({c.method for c in conds}, key=report_order)
     for method in methods:
         mine = [c for c in conds if c.method == method]
         for lvl in sorted({c.axes.get("level", "none") for c in mine}, key=lambda v: (v == "mixed", v)):

@@ -1,8 +1,9 @@
 """What a study kind is: one object with named members, as a torchtune recipe is. The flow runs every
 kind the same way:
 
-    load_data -> base models -> prepare(model) for each -> check -> grid's cells, each: a method's recipe
-    builds a model from training_items(run), then evaluate(run, built) writes rows -> report
+    load_data -> base models -> prepare(model) for each -> check -> grid's cells, each: the study picks its
+    training_items(run), a method's recipe builds a model from them, measurements (ftscope/measurements.py)
+    and evaluate(run, built) write rows -> report
 
 A kind subclasses `Study`, fills in what differs and registers an instance; its `report` renders tables,
 the README block, figures and comparisons from the study's `Results` (ftscope/report/results.py).
