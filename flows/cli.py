@@ -187,8 +187,8 @@ def cmd_report(args) -> int:
     print(render.report_text(store, args.study, results))
     page = render.build_report(store, args.out or os.path.join(args.results, "report"), args.study, results)
     print(f"\nreport: {page}")
-    for name, (kind, res) in results.items() if args.readme else ():
-        ok = render.rewrite_readme(Path(args.readme), name, render.findings_markdown(kind, res))
+    for name, (study, res) in results.items() if args.readme else ():
+        ok = render.rewrite_readme(Path(args.readme), name, render.findings_markdown(study, res))
         print(f"{args.readme}: findings of {name} {'rewritten' if ok else 'not rewritten (no markers)'}")
     return 0
 
