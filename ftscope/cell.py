@@ -20,6 +20,7 @@ from ftscope.methods import RECIPES, Built
 from ftscope.models import load_model, load_tokenizer
 from ftscope.progress import Progress, file_sink, progress_file
 from ftscope.prompts import Prompter
+from ftscope.records import Attempt, as_row
 from ftscope.store import Store
 from ftscope.studydata import StudyData
 from ftscope.train.examples import build_examples
@@ -224,4 +225,4 @@ def _run(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, pare
 
 def _finish(store: Store, row: dict, t0: float) -> None:
     row.update(finished_at=datetime.now(timezone.utc), duration_s=time.monotonic() - t0)
-    store.write("cells", f"{row['cell_id']}-{row['finished_at']:%Y%m%dT%H%M%S%f}", [row])
+    store.write("cells", f"{row['cell_id']}-{row['finished_at']:%Y%m%dT%H%M%S%f}", [as_row(Attempt(**row))])

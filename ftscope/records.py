@@ -64,19 +64,19 @@ class Attempt:
     seed: int
     parent_cell: str | None
     status: str  # done, failed, not_run
-    error: str | None
-    config: str | None  # JSON: everything that went into its id
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_s: float | None
-    train_s: float | None
-    eval_s: float | None
-    versions: str | None
-    host: str | None
-    device: str | None
-    threads: int | None
-    engine: str | None
-    machine: str | None
+    error: str | None = None
+    config: str | None = None  # JSON: everything that went into its id
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    train_s: float | None = None
+    eval_s: float | None = None
+    versions: str | None = None
+    host: str | None = None  # host, device, threads, machine: where it ran (None for a cell recorded as not run)
+    device: str | None = None
+    threads: int | None = None
+    engine: str | None = None
+    machine: str | None = None
 
 
 @dataclass

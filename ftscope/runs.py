@@ -11,6 +11,7 @@ import yaml
 from ftscope import measurements
 from ftscope.locks import pid_alive
 from ftscope.machine import versions
+from ftscope.records import Run, as_row
 from ftscope.store import Store
 
 
@@ -42,7 +43,7 @@ class RunRecord:
 
     def _write(self, status: str) -> None:
         self.row["status"] = status
-        self.store.write("runs", f"{self.row['run_id']}-{status}", [self.row])
+        self.store.write("runs", f"{self.row['run_id']}-{status}", [as_row(Run(**self.row))])
 
 
 def mark_dead(store: Store, study: str | None = None) -> list[dict]:

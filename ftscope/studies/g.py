@@ -27,6 +27,7 @@ from ftscope.grid import expand
 from ftscope.methods import RECIPES
 from ftscope.models import load_tokenizer
 from ftscope.prompts import Prompter, prompt_problems
+from ftscope.records import Change, as_row
 from ftscope.registry import unknown
 from ftscope.studies.g_report import REPORT
 from ftscope.studies.study import GridSection, Study, positive_counts, register
@@ -229,7 +230,7 @@ class Generalization(Study):
         if not built.unchanged:  # a model that changed: mean |theta_ft - theta_base| over all parameters
             run.progress.phase("params")
             rows = change_stats(run.base_dir, run.checkpoint(built), region="all", measure="absolute", shares=())
-            run.store.write("params", run.cid, [{"cell_id": run.cid, **r} for r in rows])
+            run.store.write("params", run.cid, [as_row(Change(cell_id=run.cid, **r)) for r in rows])
 
     def prompt_cases(self, cfg, data: StudyData):
         """Every test prompt at its test set's most shots with room for the answer, and every training input at

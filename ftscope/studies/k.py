@@ -31,6 +31,7 @@ from ftscope.mastery import MasteryConfig, phrasings, score_mastery
 from ftscope.models import load_tokenizer
 from ftscope.progress import Progress, file_sink, progress_file, terminal_sink
 from ftscope.prompts import Prompter, prompt_problems
+from ftscope.records import Change, Mastery, as_row
 from ftscope.registry import unknown
 from ftscope.sources import data_problem
 from ftscope.store import Store
@@ -134,7 +135,7 @@ def _score_once(cfg, model, base_path: str, data: StudyData, store, fp: str, key
         extra = {"model": model.name, "model_fp": model_fingerprint(base_path), "data_fp": data.fingerprint,
                  "n_sample": cfg.mastery.n_sample, "temperature": cfg.mastery.temperature,
                  "engine": json.dumps(engines.identity(cfg, model))}
-        store.write("mastery", key, [{**r, **extra} for r in rows])
+        store.write("mastery", key, [as_row(Mastery(**r, **extra)) for r in rows])
         log.info("scored mastery of %d items for %s", len(rows), model.name)
 
 
@@ -274,7 +275,7 @@ class Knowledge(Study):
 
         run.progress.phase("params")
         rows = change_stats(run.base_dir, run.checkpoint(built), cfg.params.region, cfg.params.measure)
-        run.store.write("params", run.cid, [{"cell_id": run.cid, **r} for r in rows])
+        run.store.write("params", run.cid, [as_row(Change(cell_id=run.cid, **r)) for r in rows])
         if warning := zero_weight_warning(next(r for r in rows if r["scope"] == "region")):
             log.warning("[%s] %s", run.cell.label, warning)
 
