@@ -80,9 +80,9 @@ class Attempt:
 
 
 @dataclass
-class Metric:
-    """One cell x test dataset x domain x slice x prompt map x shots x metric; `total` is the sum of the per-item
-    values (the number correct, for a proportion), so any interval can be recomputed."""
+class Scored:
+    """What a `metrics` row and its `scores` rows share: which cell, test set, domain, slice, prompt map, shots and
+    metric."""
     cell_id: str
     task: str
     dataset: str
@@ -91,22 +91,20 @@ class Metric:
     prompt_map: int
     shots: int
     metric: str
+
+
+@dataclass
+class Metric(Scored):
+    """One cell x test dataset x domain x slice x prompt map x shots x metric; `total` is the sum of the per-item
+    values (the number correct, for a proportion), so any interval can be recomputed."""
     n: int
     total: float
     value: float
 
 
 @dataclass
-class Score:
+class Score(Scored):
     """One item's value behind a `metrics` (or KL) row, for paired and bootstrap intervals."""
-    cell_id: str
-    task: str
-    dataset: str
-    domain: str
-    slice: str
-    prompt_map: int
-    shots: int
-    metric: str
     item_id: str
     value: float
     prediction: str | None
