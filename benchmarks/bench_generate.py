@@ -52,10 +52,10 @@ def repeat(fn, n: int) -> tuple[list[float], object]:
 
 def demo_case(n_items: int):
     from ftscope.config import load_config
-    from ftscope.mastery import phrasings
     from ftscope.models import base_model_path, load_model, load_tokenizer
     from ftscope.prompts import Prompter, encode
     from ftscope.studies import k
+    from ftscope.studies.k.mastery import phrasings
 
     cfg = load_config("configs/demo.yaml")
     if cfg.reproducible:  # pretrain it (if not cached yet) as `ftscope run` would, under the config's kernel pins
@@ -66,7 +66,7 @@ def demo_case(n_items: int):
     data = k.STUDY.load_data(cfg)
     path = base_model_path(cfg.models[0], data, cfg.cache_dir)
     tok = load_tokenizer(path)
-    ds = k.the_dataset(data)
+    ds = k.data.the_dataset(data)
     prompter = Prompter(ds.spec, cfg.models[0].prompt, tok)
     prompts = [encode(tok, prompter.text({**it, "question": q})) for it in ds.items[:n_items]
                for q in phrasings(prompter, it, 21)]

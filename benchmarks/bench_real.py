@@ -88,10 +88,10 @@ def main() -> None:
     from ftscope.config import load_config
     from ftscope.divergence import KLConfig, token_kl
     from ftscope.engines import vllm as vllm_engine
-    from ftscope.mastery import phrasings
     from ftscope.models import base_model_path, load_model, load_tokenizer
     from ftscope.prompts import Prompter, encode
     from ftscope.studies import k
+    from ftscope.studies.k.mastery import phrasings
     from ftscope.train.examples import build_examples
     from ftscope.train.trainer import train, training_arguments
 
@@ -101,7 +101,7 @@ def main() -> None:
     t0 = time.perf_counter()
     path = base_model_path(model_cfg, data, cfg.cache_dir)
     convert_s = time.perf_counter() - t0
-    ds = k.the_dataset(data)
+    ds = k.data.the_dataset(data)
     tok = load_tokenizer(path)
     prompter = Prompter(ds.spec, model_cfg.prompt, tok)
     facts = ds.items[:: max(1, len(ds.items) // args.facts)][:args.facts]

@@ -95,7 +95,7 @@ class Writer:
         from ftscope.studies import k
 
         self.cfg, self.store, self.planned = cfg, store, planned
-        ds = k.the_dataset(data)
+        ds = k.data.the_dataset(data)
         self.test = ds.split("test")
         self.rng = np.random.default_rng(1)
         self.levels = {}
@@ -109,7 +109,8 @@ class Writer:
         self.groups: dict[str, tuple] = {}  # model -> its test items' slices, and the items of each (domain, slice)
 
     def mastery(self, data, bases) -> None:
-        from ftscope.studies.k import mastery_fingerprint, the_dataset
+        from ftscope.studies.k.data import the_dataset
+        from ftscope.studies.k.mastery import mastery_fingerprint
 
         items = the_dataset(data).items
         for m in self.cfg.models:

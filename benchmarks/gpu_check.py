@@ -226,11 +226,10 @@ class Check:
         return out
 
     def kl_eval(self) -> dict:
-        from ftscope.divergence import token_kl
+        from ftscope.divergence import KLConfig, token_kl
         from ftscope.engines.hf import HFEngine, HFOptions
         from ftscope.evaluate import predict
         from ftscope.models import load_model
-        from ftscope.studies.k import KLConfig
 
         base = load_model(str(self.work / "base"), "bfloat16" if self.device == "cuda" else "float32",
                           gpus=[0] if self.device == "cuda" else None)

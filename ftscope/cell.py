@@ -1,5 +1,6 @@
-"""One cell of a study's grid: (model, method, axes, seed) -> the method's recipe builds a model ->
-the study evaluates it -> rows in the store. Failures are recorded, never lost."""
+"""One cell of a study's grid, around the study's own `run_cell` (ftscope/studies/<kind>/cell.py): the
+claim (a cell runs once, however many runs ask), its GPUs, its attempt row in `cells` (done, failed with why,
+or not run), its checkpoint's life. Failures are recorded, never lost."""
 
 import json
 import logging
@@ -11,19 +12,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ftscope import checkpoints, engines, measurements
-from ftscope.engines import ENGINES
+from ftscope import checkpoints, engines
 from ftscope.grid import Cell, cell_spec
 from ftscope.locks import annotate, exclusive
 from ftscope.machine import runtime, versions
-from ftscope.methods import RECIPES, Built
+from ftscope.methods import RECIPES
 from ftscope.models import load_model, load_tokenizer
 from ftscope.progress import Progress, file_sink, progress_file
 from ftscope.prompts import Prompter
 from ftscope.records import Attempt, as_row
 from ftscope.store import Store
 from ftscope.studydata import StudyData
-from ftscope.train.examples import build_examples
 from ftscope.train.gpus import hold_gpus
 
 log = logging.getLogger("ftscope.cell")
@@ -53,6 +52,7 @@ class CellRun:
     progress: Progress = field(default_factory=lambda: Progress("cell"))
     added: dict[str, list[dict]] = field(default_factory=dict)  # rows measurements add (ftscope/measurements.py)
     training: tuple[list[dict], Any] | None = None  # (items, Dataset) the cell picked for a recipe that trains
+    train_s: float | None = None  # how long `build` took
 
     def add(self, table: str, rows: list[dict]) -> None:
         """Rows for this cell's `table` (one file a cell), written with the study's own rows of it."""
@@ -106,41 +106,12 @@ class CellRun:
     def prompter(self, dataset) -> Prompter:
         return Prompter(dataset.spec, self.model_cfg.prompt, self.tokenizer)
 
-    def examples(self, shots: int = 0, prompt_map: int = 0) -> list[dict]:
-        """Tokenized training examples of the items the cell picked for its recipe, each after the first `shots`
-        demonstrations of the training set's pool (FTICL)."""
-        if self.training is None:
-            raise ValueError(f"method {self.cell.method} asks for training examples but its recipe does not say it "
-                             f"trains: register it with Recipe(..., trains=True)")
-        items, dataset = self.training
-        demos = dataset.demos[:shots]
-        if len(demos) < shots:
-            raise ValueError(f"{shots} demonstrations asked but dataset {dataset.name} has {len(demos)} in its pool")
-        return build_examples(items, self.prompter(dataset), self.tokenizer, self.cfg.train.max_length, demos,
-                              prompt_map)
-
     def parent_checkpoint(self) -> Path:
         ckpt = checkpoints.checkpoint_of(self.cfg, self.parent_id)
         if not (ckpt / "config.json").exists():
             raise FileNotFoundError(f"checkpoint of parent cell {self.parent_id} ({self.cell.parent.label}) is "
                                     f"missing at {ckpt}; the parent cell must finish first")
         return ckpt
-
-    def engine(self, built: Built):
-        """A generation engine over the built model: one that decodes in memory uses the model as it is; any
-        other loads its checkpoint (saved now if it is not on disk yet; LoRA merged), after the model has
-        given its GPU memory back."""
-        spec = ENGINES.get(engines.backend_of(self.cfg, self.model_cfg))
-        if spec.in_memory:
-            return engines.open_engine(self.cfg, self.model_cfg, self.base_path, self.gpus, hf_model=built.model)
-        path = self.checkpoint(built)
-        if self.gpus:
-            built.model.to("cpu")
-        return engines.open_engine(self.cfg, self.model_cfg, str(path), self.gpus)
-
-    def checkpoint(self, built: Built) -> Path:
-        """The built model's weights on disk (saved now if they are not yet)."""
-        return checkpoints.save(self, built)
 
 
 def run_cell(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, parent_id: str | None = None,
@@ -168,7 +139,7 @@ def attempt_row(cfg, study, cell: Cell, cid: str, parent_id: str | None) -> dict
 
 
 def record_not_run(cfg, study, planned, unfit: dict, store: Store) -> dict[str, str]:
-    """Record the planned cells the prepared data cannot run (`study.check`: {Cell: why}) as `not_run` attempts,
+    """Record the planned cells the prepared data cannot run (`study.checks.unfit`: {Cell: why}) as `not_run` attempts,
     once per reason; returns {cell id: why}. They are shown by `status` and the report, and never run."""
     out = {}
     for p in planned:
@@ -185,7 +156,6 @@ def record_not_run(cfg, study, planned, unfit: dict, store: Store) -> dict[str, 
 def _run(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, parent_id: str | None, keep: bool) -> dict:
     t0 = time.monotonic()
     row = attempt_row(cfg, study, cell, cid, parent_id)
-    recipe = RECIPES.get(cell.method)
     try:
         with hold_gpus(cfg.model(cell.model).gpus, what=f"cell {cell.label}") as gpus:
             row.update(runtime(gpus))
@@ -193,20 +163,11 @@ def _run(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, pare
             run = CellRun(cfg, study, cell, cid, ctx, store, parent_id, gpus, progress)
             run.work.mkdir(parents=True, exist_ok=True)
             t = time.monotonic()
-            progress.phase("build")  # a recipe that trains starts its own phase
-            if recipe.trains:  # the study picks what it trains on: the recipe gets it from the run, ready
-                run.training = study.training_items(run)
-            built = recipe.build(run)
-            for table, rows in built.rows.items():  # what the recipe measured while it built
-                run.add(table, rows)
-            row["train_s"] = time.monotonic() - t
-            t = time.monotonic()
-            measurements.measure(run, built.model)  # first: the model as built (a LoRA cell's adapter not merged yet)
-            study.evaluate(run, built)
-            for table, rows in list(run.added.items()):  # what the study did not write itself
+            study.run_cell(run)
+            for table in list(run.added):  # what measurements added to tables the study did not write
                 run.write(table, [])
-            row["eval_s"] = time.monotonic() - t
-            del built
+            row["train_s"] = run.train_s
+            row["eval_s"] = time.monotonic() - t - (run.train_s or 0)
             checkpoints.finish(run, keep=keep or cfg.keep_checkpoints)
             progress.finish()
         row.update(status="done", error=None)

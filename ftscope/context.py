@@ -75,7 +75,7 @@ def problems(cfg, study, data, checkpoints: dict[str, str | None]) -> list[str]:
     """For each model whose tokenizer is at hand (`checkpoints`: model name -> local checkpoint or None), the
     longest prompt of the study if it does not fit the model's positions."""
     out = []
-    cases = list(study.prompt_cases(cfg, data))
+    cases = list(study.checks.prompt_cases(cfg, data))
     for m in cfg.models:
         hand = at_hand(m, checkpoints.get(m.name)) if cases else None
         if hand is None or hand[1] is None:

@@ -1,6 +1,6 @@
 """What a cell measures besides its study's own evaluation, as a registry (lm-eval's style): a measurement is
-one module that describes itself with `register(Measurement(...))`; the cell runs every measurement its config
-asks for, on the model as built (a LoRA cell's adapter not merged yet), before the study evaluates it, and
+one module that describes itself with `register(Measurement(...))`; every study's cell runs each measurement its
+config asks for (`measure`), on the model as built (a LoRA cell's adapter not merged yet), before its own, and
 writes the rows it returns with the study's own rows of each table. Built in (registered at the end of this
 file): general capability with lm-evaluation-harness (ftscope/general.py, asked for by `eval.general`).
 

@@ -1,7 +1,7 @@
 """The schema of a study config: pydantic models whose errors say which field to fix and how.
 
 The full schema of a config is assembled when it is read: the core fields below, the sections of the study
-kind it names (`kind: k` -> ftscope/studies/k.py) and those of every registered method (ftscope/methods/).
+kind it names (`kind: k` -> ftscope/studies/k/config.py) and those of every registered method (ftscope/methods/).
 Each section lives beside the module that reads it."""
 
 import sys

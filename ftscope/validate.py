@@ -47,7 +47,7 @@ def _unexpected(what: str, e: Exception) -> str:
 def check_config(cfg, calibrate: bool = False) -> tuple[list[str], list[str]]:
     """(problems, notes) of a parsed config: everything `validate` checks beyond the schema."""
     study = STUDIES.get(cfg.kind)
-    problems, notes = list(study.validate(cfg)), []
+    problems, notes = list(study.checks.problems(cfg)), []
     problems += [p for key in ("results_dir", "artifacts_dir", "cache_dir") if (p := _dir_problem(key, getattr(cfg, key)))]
     try:
         cells = study.grid(cfg)
@@ -70,7 +70,8 @@ def check_config(cfg, calibrate: bool = False) -> tuple[list[str], list[str]]:
     if not problems and asked:
         problems += [p for m in asked for p in m.problems(cfg, study.load_data(cfg))]
     if not problems:
-        notes += study.notes(cfg) + _cached_model_notes(cfg, study) + study.costs(cfg, calibrate) + _job_costs(cfg, cells)
+        notes += study.checks.notes(cfg) + _cached_model_notes(cfg, study)
+        notes += study.checks.costs(cfg, calibrate) + _job_costs(cfg, cells)
         notes += [line for m in asked for line in m.costs(cfg, study.load_data(cfg), len(cells))]
     return problems, notes
 

@@ -68,7 +68,7 @@ def plan_task(cfg, data, bases: dict[str, str]) -> list[PlannedCell]:
 def not_run_task(cfg, planned: list[PlannedCell], data, preps: dict) -> dict[str, str]:
     """The cells the prepared data cannot run (Study K: a mastery level with too few items), recorded as not run."""
     study = STUDIES.get(cfg.kind)
-    return record_not_run(cfg, study, planned, study.check(cfg, data, preps), Store(cfg.results_dir))
+    return record_not_run(cfg, study, planned, study.checks.unfit(cfg, data, preps), Store(cfg.results_dir))
 
 
 @task(name="cell", cache_policy=NO_CACHE, task_run_name="cell {label}", retries=2, retry_delay_seconds=30,

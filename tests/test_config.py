@@ -91,7 +91,7 @@ def test_a_quantized_checkpoint_cannot_be_fully_fine_tuned(tmp_path, tiny_llama)
 
 
 def test_training_items_are_capped_per_relation_with_the_seed():
-    from ftscope.studies.k import _cap_train
+    from ftscope.studies.k.data import _cap_train
 
     items = [{"item_id": f"{r}:{i}", "relation": r, "split": s} for r in ("P19", "P20") for i, s in
              enumerate(["train"] * 30 + ["test"] * 5)]

@@ -143,9 +143,8 @@ def test_sampled_mastery_follows_the_same_distribution(engines, smoke_base, k_it
     chi-square test of the two histograms does not tell them apart, the paired mean R agrees within its
     interval, while the same test does tell T 0.7 from T 1.5 (it can fail)."""
     from ftscope.datasets import get
-    from ftscope.mastery import score_mastery
     from ftscope.stats import paired_difference
-    from ftscope.studies.k import MasteryConfig
+    from ftscope.studies.k.mastery import MasteryConfig, score_mastery
 
     cfg, _, base, _ = smoke_base
     hf, vl, tok = engines(base)

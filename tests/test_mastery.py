@@ -1,8 +1,8 @@
 import pytest
 
 from ftscope.datasets import get
-from ftscope.mastery import MasteryConfig, mastery_level, phrasings, score_mastery
 from ftscope.prompts import PromptConfig, Prompter
+from ftscope.studies.k.mastery import MasteryConfig, mastery_level, phrasings, score_mastery
 
 CBQA = Prompter(get("entityquestions"), PromptConfig())
 

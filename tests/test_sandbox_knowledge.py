@@ -5,7 +5,8 @@ from collections import Counter
 from scipy.stats import spearmanr
 
 from ftscope.store import Store
-from ftscope.studies.k import STUDY, unfit_cells
+from ftscope.studies.k import STUDY
+from ftscope.studies.k.grid import unfit_cells
 
 
 def test_mastery_tracks_exposure(smoke_base, k_items):

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
+from ftscope import checkpoints
 from ftscope.registry import Registry
 
 
@@ -84,6 +85,19 @@ def open_engine(cfg, model, path: str, gpus: list[int] | None, hf_model=None) ->
     name = backend_of(cfg, model)
     spec = ENGINES.get(name)
     return spec.open(path, model, gpus, options_of(cfg, name), hf_model=hf_model, token_budget=cfg.generation.token_budget)
+
+
+def for_cell(run, built) -> Engine:
+    """An engine over a cell's built model: one that decodes in memory uses the model as it is; any other loads
+    its checkpoint (saved now if it is not on disk yet; LoRA merged), after the model has given its GPU memory
+    back."""
+    cfg, model = run.cfg, run.model_cfg
+    if ENGINES.get(backend_of(cfg, model)).in_memory:
+        return open_engine(cfg, model, run.base_path, run.gpus, hf_model=built.model)
+    path = checkpoints.save(run, built)
+    if run.gpus:
+        built.model.to("cpu")
+    return open_engine(cfg, model, str(path), run.gpus)
 
 
 for _name in ("hf", "vllm"):  # the shipped engines; a plug-in's registers itself when imported

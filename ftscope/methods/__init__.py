@@ -4,7 +4,7 @@ See recipe.py for what a recipe declares."""
 import importlib
 import pkgutil
 
-from ftscope.methods.recipe import RECIPES, Built, Recipe, register, report_order, variant_name
+from ftscope.methods.recipe import RECIPES, Built, Recipe, build, register, report_order, variant_name
 from ftscope.registry import unknown
 
 for _m in pkgutil.iter_modules(__path__):
@@ -34,4 +34,4 @@ def changes_model(method: str) -> bool:
     return recipe.trains or recipe.parent is not None
 
 
-__all__ = ["RECIPES", "Built", "Recipe", "changes_model", "check_methods", "register", "report_order", "variant_name"]
+__all__ = ["RECIPES", "Built", "Recipe", "build", "changes_model", "check_methods", "register", "report_order", "variant_name"]

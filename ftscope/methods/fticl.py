@@ -5,6 +5,7 @@ first k demonstrations of the training set's pool; one variant per k (the traini
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
 from ftscope.methods.recipe import Built, Recipe, register
+from ftscope.train.examples import cell_examples
 from ftscope.train.fit import fit
 
 
@@ -21,7 +22,7 @@ def variants(cfg, train_spec) -> list[dict]:
 
 
 def build(run) -> Built:
-    return fit(run, run.examples(shots=run.params["shots"]), lr=run.cfg.train.lr)
+    return fit(run, cell_examples(run, shots=run.params["shots"]), lr=run.cfg.train.lr)
 
 
 RECIPE = register(Recipe("fticl", build, trains=True, full_weights=True, section=("fticl", FticlConfig), variants=variants,

@@ -6,6 +6,7 @@ The cell never branches on a method's name: adding a method is a module in this 
 plug-in) that calls `register(Recipe(...))`.
 """
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,23 @@ def register(recipe: Recipe, *aliases: str) -> Recipe:
     for name in (recipe.name, *aliases):
         RECIPES.register(name, recipe)
     return recipe
+
+
+def build(run, training_items: Callable[[Any], tuple[list[dict], Any]]) -> Built:
+    """The cell's model (`run`: ftscope.cell.CellRun), built by its method's recipe: a recipe that trains reads
+    its examples (`run.examples`) from the items `training_items(run)` picks (the study's choice: items, their
+    Dataset). What the recipe measured while it built (restoration's rows) joins the cell's rows. Timed as the
+    cell's training (`run.train_s`)."""
+    t = time.monotonic()
+    recipe = RECIPES.get(run.cell.method)
+    run.progress.phase("build")  # a recipe that trains starts its own phase
+    if recipe.trains:
+        run.training = training_items(run)
+    built = recipe.build(run)
+    for table, rows in built.rows.items():
+        run.add(table, rows)
+    run.train_s = time.monotonic() - t
+    return built
 
 
 def report_order(method: str) -> tuple[int, str]:

@@ -1,12 +1,21 @@
-"""What a study kind is: one object with named members, as a torchtune recipe is. The flow runs every
-kind the same way:
+"""What a study kind is: a package that reads like a recipe (torchtune's style), and one object, `Study`,
+through which the flow runs every kind the same way:
 
-    load_data -> base models -> prepare(model) for each -> check -> grid's cells, each: the study picks its
-    training_items(run), a method's recipe builds a model from them, measurements (ftscope/measurements.py)
-    and evaluate(run, built) write rows -> report
+    load_data(cfg) -> base models -> prepare(cfg, model, ...) each -> grid(cfg) -> run_cell(run) each -> report
 
-A kind subclasses `Study`, fills in what differs and registers an instance; its `report` renders tables,
-the README block, figures and comparisons from the study's `Results` (ftscope/report/results.py).
+A study package (ftscope/studies/k/, g/) holds its config sections (config.py), its data (data.py), its grid
+(grid.py), one cell top to bottom (cell.py), its checks (checks.py) and its report (report.py); its
+`__init__.py` registers the `Study` that points at them. The hooks a new kind fills in:
+
+    load_data(cfg)                     -> StudyData        e.g. the facts of `data.dataset`, split train/test
+    prepare(cfg, model, path, data, store) -> anything     e.g. Study K: the mastery level of every item
+    grid(cfg)                          -> [Cell]           e.g. level x sample count x method x seed
+    run_cell(run)                      -> None             build the model (ftscope.methods.build), measure it, write
+                                                           its rows: e.g. KL, accuracy, parameter change
+    report                             -> StudyReport      tables, README block, figures, findings from Results
+
+Two more say what a cell's id holds (`cell_config`, `cell_reads`; defaults: nothing, every dataset read), and
+`checks` what `validate` says before anything runs.
 """
 
 from collections.abc import Callable
@@ -65,63 +74,52 @@ class StudyReport:
         return [s for s in (figure(results, out) for figure in [*self.figures, general.figure]) if s is not None]
 
 
+@dataclass(frozen=True)
+class StudyChecks:
+    """What a study kind checks, each before the work it would spoil:
+
+    problems:     config -> what is wrong, before anything runs (`validate`)
+    notes:        config -> what `validate` should say of a config that can run (warnings, counts)
+    costs:        (config, calibrate) -> lines saying what the plan costs
+    prompt_cases: (config, StudyData) -> every kind of prompt the study gives a model, as
+                  ftscope.context.PromptCase: a prompt longer than the model's context is refused before anything
+                  runs (the longest of each kind is enough)
+    unfit:        (config, StudyData, {model: preparation}) -> {Cell: why}: cells the prepared data cannot run
+                  (Study K: a mastery level with fewer items than the cell's sample count), known once every model
+                  is prepared; the flow records them as not run and runs every other cell"""
+    problems: Callable = lambda cfg: []
+    notes: Callable = lambda cfg: []
+    costs: Callable = lambda cfg, calibrate=False: []
+    prompt_cases: Callable = lambda cfg, data: []
+    unfit: Callable = lambda cfg, data, preps: {}
+
+
+def _no_preparation(cfg, model, base_path: str, data, store):
+    return None
+
+
+def _every_read(cfg, cell, data) -> list[tuple[str, str]]:
+    return data.reads()
+
+
+@dataclass(frozen=True)
 class Study:
-    kind: str = ""
-    title: str = ""
-    sections: dict[str, type[BaseModel]] = {}  # its config sections, by name
-    report: StudyReport = StudyReport()
+    """A study kind, described by what the flow calls, in the order it calls it. Example: Study K,
+    ftscope/studies/k/__init__.py."""
+    kind: str  # the config's `kind:`
+    title: str
+    sections: dict[str, type[BaseModel]]  # its config sections, by name
+    load_data: Callable  # config -> StudyData (cached by fingerprint)
+    grid: Callable  # config -> [Cell] (ftscope.grid.expand: points x methods x variants x seeds)
+    run_cell: Callable  # CellRun -> None: one cell, top to bottom (ftscope.methods.build, measure, run.write)
+    report: StudyReport
+    prepare: Callable = _no_preparation  # (config, model, base path, StudyData, Store) -> what every cell of
+    #                                      one base model shares (Study K: its mastery levels)
     prepares_on_gpus: bool = False  # its preparation runs the model (on a cluster: a job with the model's GPUs)
-
-    def load_data(self, cfg):
-        """config -> StudyData (cached by fingerprint)."""
-        raise NotImplementedError
-
-    def prepare(self, cfg, model, base_path: str, data, store):
-        """What every cell of one base model shares (Study K: its mastery levels); None by default."""
-        return None
-
-    def check(self, cfg, data, preps: dict) -> dict:
-        """Cells of the grid the prepared data cannot run, each with why (Study K: a mastery level that holds fewer
-        training items than the cell's sample count), known once every model is prepared: {Cell: reason}. The flow
-        records them as not run and runs every other cell."""
-        return {}
-
-    def grid(self, cfg) -> list:
-        """config -> [Cell]."""
-        raise NotImplementedError
-
-    def cell_config(self, cfg, cell) -> dict:
-        """The study's settings that change a cell's result (they go into its id)."""
-        return {}
-
-    def cell_reads(self, cfg, cell, data) -> list[tuple[str, str]]:
-        """The (dataset, split) pairs a cell reads: their records go into its id."""
-        return data.reads()
-
-    def training_items(self, run) -> tuple[list[dict], object]:
-        """CellRun -> (items to train on, their Dataset)."""
-        raise NotImplementedError
-
-    def evaluate(self, run, built) -> None:
-        """Evaluate a built model and write its rows (metrics, scores, ...)."""
-        raise NotImplementedError
-
-    def prompt_cases(self, cfg, data):
-        """Every kind of prompt the study gives a model, as ftscope.context.PromptCase, so that a prompt longer
-        than the model's context is refused before anything runs (the longest of each kind is enough)."""
-        return []
-
-    def validate(self, cfg) -> list[str]:
-        """Problems found before anything runs."""
-        return []
-
-    def notes(self, cfg) -> list[str]:
-        """What `validate` should say of a config that can run (warnings, counts)."""
-        return []
-
-    def costs(self, cfg, calibrate: bool = False) -> list[str]:
-        """Lines saying what the plan costs."""
-        return []
+    cell_config: Callable = lambda cfg, cell: {}  # the study's settings that change a cell's rows: in its id
+    cell_reads: Callable = _every_read  # (config, Cell, StudyData) -> the (dataset, split) pairs a cell reads:
+    #                                     their records go into its id
+    checks: StudyChecks = StudyChecks()
 
 
 STUDIES: Registry[Study] = Registry("study kind")

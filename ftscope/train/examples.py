@@ -18,3 +18,17 @@ def build_examples(items: list[dict], prompter: Prompter, tokenizer, max_length:
         n_answer = min(len(a_ids), len(ids))
         examples.append({"input_ids": ids, "labels": [-100] * (len(ids) - n_answer) + ids[-n_answer:]})
     return examples
+
+
+def cell_examples(run, shots: int = 0, prompt_map: int = 0) -> list[dict]:
+    """Tokenized training examples of the items the cell (`run`: ftscope.cell.CellRun) picked for its recipe,
+    each after the first `shots` demonstrations of the training set's pool (FTICL)."""
+    if run.training is None:
+        raise ValueError(f"method {run.cell.method} asks for training examples but its recipe does not say it "
+                         f"trains: register it with Recipe(..., trains=True)")
+    items, dataset = run.training
+    demos = dataset.demos[:shots]
+    if len(demos) < shots:
+        raise ValueError(f"{shots} demonstrations asked but dataset {dataset.name} has {len(demos)} in its pool")
+    return build_examples(items, run.prompter(dataset), run.tokenizer, run.cfg.train.max_length, demos,
+                          prompt_map)
