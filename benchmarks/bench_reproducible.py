@@ -46,8 +46,8 @@ def verdicts(results_dir: str) -> list[tuple[str, str, str]]:
 
     store = Store(results_dir)
     out = []
-    for kind, res in render.read_results(store, None).values():
-        for c in kind.report.comparisons(res):
+    for study, res in render.read_results(store, None).values():
+        for c in study.report.comparisons(res):
             out.append((c.claim, f"{c.diff:+.4f} [{c.lo:+.4f}, {c.hi:+.4f}]", c.verdict))
     return out
 

@@ -55,11 +55,11 @@ def _nothing_to_do(cfg) -> str | None:
     from ftscope.store import Store  # deferred: see the module docstring
     from ftscope.studies import STUDIES  # deferred: see the module docstring
 
-    store, kind = Store(cfg.results_dir, snapshot=True), STUDIES.get(cfg.kind)
-    data = kind.load_data(cfg)
+    store, study = Store(cfg.results_dir, snapshot=True), STUDIES.get(cfg.kind)
+    data = study.load_data(cfg)
     bases = {m.name: local_model(m, data, cfg.cache_dir) or (m.path if m.sandbox is None and not is_gguf(m.path) else None)
              for m in cfg.models}
-    if remaining(cfg, kind, data, store, bases) != [] or store.damaged():
+    if remaining(cfg, study, data, store, bases) != [] or store.damaged():
         return None
     if (text := saved_report(store, report_dir(cfg))) is not None:
         return f"nothing to do: every planned cell is done and the store is unchanged since its report\n\n{text}"

@@ -78,7 +78,7 @@ def reference() -> str:
              "fails when it is out of date). A config is one YAML file; `extends: other.yaml` merges it over another "
              "(nested mappings key by key). Keys marked `(section)` hold the keys listed below them.", "",
              "## Every study", "", _table(rows(CoreConfig))]
-    for kind in sorted(k for k in STUDIES if type(STUDIES.get(k)).__module__.startswith("ftscope.")):
+    for kind in sorted(k for k in STUDIES if STUDIES.get(k).run_cell.__module__.startswith("ftscope.")):
         model = config_model(kind)
         plugins = {name for name, f in model.model_fields.items()  # a plug-in's method section is its own to describe
                    if any(not m.__module__.startswith("ftscope.") for m in _models_in(f.annotation))}

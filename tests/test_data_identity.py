@@ -58,8 +58,8 @@ def _study(tmp_path, base) -> str:
 
 def _ids(path) -> dict[str, str]:
     cfg = load_config(path)
-    kind = STUDIES.get(cfg.kind)
-    return cell_ids(cfg, kind, kind.load_data(cfg), {m.name: m.path for m in cfg.models})
+    study = STUDIES.get(cfg.kind)
+    return cell_ids(cfg, study, study.load_data(cfg), {m.name: m.path for m in cfg.models})
 
 
 def test_an_edited_record_reruns_exactly_the_cells_that_read_it(smoke_g_base, prefect_harness, tmp_path):

@@ -125,9 +125,9 @@ def test_report_shows_general_capability(general_store, tmp_path):
 
 def test_ids_follow_the_tasks(smoke_config, smoke_base, tmp_path):
     cfg0, data, base, _ = smoke_base
-    kind = STUDIES.get("k")
-    plain = cell_ids(cfg0, kind, data, {cfg0.models[0].name: base})
-    assert "general" not in kind.cell_config(cfg0, None) and "general" not in kind.cell_config(cfg0, None)["eval"]
+    study = STUDIES.get("k")
+    plain = cell_ids(cfg0, study, data, {cfg0.models[0].name: base})
+    assert "general" not in study.cell_config(cfg0, None) and "general" not in study.cell_config(cfg0, None)["eval"]
     tasks = _toy_task(tmp_path / "tasks")
 
     def ids(name):
@@ -135,7 +135,7 @@ def test_ids_follow_the_tasks(smoke_config, smoke_base, tmp_path):
                                                                  "include_path": [str(tasks)]}))
         general._identity.cache_clear()
         general._manager.cache_clear()
-        return cell_ids(cfg, kind, data, {cfg.models[0].name: base})
+        return cell_ids(cfg, study, data, {cfg.models[0].name: base})
 
     first = ids("a")
     assert set(first) == set(plain) and not set(first.values()) & set(plain.values())
