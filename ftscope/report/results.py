@@ -132,7 +132,7 @@ class Results:
         self.store, self.study = store, study
         cells = store.sql("SELECT * FROM cells WHERE status = 'done' AND cell_id IN "
                           "(SELECT cell_id FROM plan WHERE ? IS NULL OR study = ?)", [study, study])
-        self.cells = {r["cell_id"]: r for r in cells.df().to_dict("records")}
+        self.cells = {r["cell_id"]: r for r in cells.fetch_arrow_table().to_pylist()}
         for r in self.cells.values():
             r["axes"], r["params"] = json.loads(r["axes"] or "{}"), json.loads(r["params"] or "{}")
         mine = sorted(self.cells)
