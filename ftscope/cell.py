@@ -40,7 +40,7 @@ class ModelContext:
 
 @dataclass
 class CellRun:
-    """What a recipe and a study's evaluation see of the cell being run."""
+    """What a study's `run_cell` and a method's recipe see of the cell being run."""
     cfg: Any
     study: Any
     cell: Cell

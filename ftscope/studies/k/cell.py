@@ -43,6 +43,7 @@ def run_cell(run: CellRun) -> None:
     prompter = run.prompter(ds)
     domains = [it["domain"] for it in test]
     slices = [f"level={run.prep[it['item_id']]}" for it in test]
+
     base = built.base_model(run.load)
     run.progress.phase("kl", total=len(test), unit="items")
     per_item = token_kl(built.model, base, tok, test, prompter, cfg.kl, progress=run.progress.counter())
