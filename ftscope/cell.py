@@ -42,7 +42,6 @@ class ModelContext:
 class CellRun:
     """What a study's `run_cell` and a method's recipe see of the cell being run."""
     cfg: Any
-    study: Any
     cell: Cell
     cid: str
     ctx: ModelContext
@@ -160,7 +159,7 @@ def _run(cfg, study, cell: Cell, cid: str, ctx: ModelContext, store: Store, pare
         with hold_gpus(cfg.model(cell.model).gpus, what=f"cell {cell.label}") as gpus:
             row.update(runtime(gpus))
             progress = Progress(cell.label, sinks=(file_sink(progress_file(checkpoints.claim_of(cfg, cid))),))
-            run = CellRun(cfg, study, cell, cid, ctx, store, parent_id, gpus, progress)
+            run = CellRun(cfg, cell, cid, ctx, store, parent_id, gpus, progress)
             run.work.mkdir(parents=True, exist_ok=True)
             t = time.monotonic()
             study.run_cell(run)

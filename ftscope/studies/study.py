@@ -29,10 +29,14 @@ from ftscope.registry import Registry
 from ftscope.report import general
 
 
-class GridSection(BaseModel):
+class Section(BaseModel):
+    """A study's config section: an unknown key is an error (a typo is named, not ignored)."""
+    model_config = ConfigDict(extra="forbid")
+
+
+class GridSection(Section):
     """What every study's `grid:` has besides its axes: the methods (each one registered, with the methods
     it starts from) and the seeds. A study kind subclasses it with its axes and its default methods."""
-    model_config = ConfigDict(extra="forbid")
     methods: list[str] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
 

@@ -2,21 +2,17 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+from pydantic import Field, NonNegativeInt
 
 from ftscope.general import GeneralConfig
-from ftscope.studies.study import GridSection, positive_counts
+from ftscope.studies.study import GridSection, Section, positive_counts
 
 PAPER_TRAIN = ["xsum", "socialqa", "amazon", "paws", "multinli"]
 PAPER_TEST = ["xsum", "xlsum", "cnn", "pdfs", "socialqa", "tweetqa", "sciqa", "amazon", "amazonfood", "sst2", "yelp",
               "paws", "qqp", "stsb", "multinli", "multinli2", "rte", "gptnli"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(_Strict):
+class DataConfig(Section):
     """Study G's `data:` section: the test sets and where the records are."""
     test: list[str] = Field(default_factory=lambda: list(PAPER_TEST), min_length=1,
                             description="datasets every model is tested on")
@@ -37,7 +33,7 @@ class GridConfig(GridSection):
     positive = positive_counts("sizes")
 
 
-class EvalConfig(_Strict):
+class EvalConfig(Section):
     prompt_maps: list[NonNegativeInt] = Field(default_factory=lambda: [0, 1], min_length=1,
                                               description="templates tested")
     shots: dict[str, Annotated[list[NonNegativeInt], Field(min_length=1)]] | None = Field(

@@ -2,22 +2,18 @@
 
 from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ftscope.change import ParamsConfig
 from ftscope.divergence import KLConfig
 from ftscope.general import GeneralConfig
 from ftscope.studies.k.mastery import MasteryConfig
-from ftscope.studies.study import GridSection, positive_counts
+from ftscope.studies.study import GridSection, Section, positive_counts
 
 Level = Union[Literal[0, 1, 2, 3, 4], Literal["mixed"]]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(_Strict):
+class DataConfig(Section):
     """Study K's `data:` section: a CBQA dataset of the registry and where its records are."""
     dataset: str = Field("sandbox-k", description="a cbqa dataset of the registry (sandbox-k, entityquestions, "
                                                   "or one of datasets_dirs)")
@@ -37,7 +33,7 @@ class GridConfig(GridSection):
     positive = positive_counts("sample_counts")
 
 
-class EvalConfig(_Strict):
+class EvalConfig(Section):
     max_new_tokens: int = Field(16, gt=0)
     general: GeneralConfig | None = Field(None, description="lm-eval tasks every cell and base model is scored on "
                                                             "(ftscope/general.py)")
