@@ -5,6 +5,7 @@ study dispatches cells when the config says `dispatch: deployments`."""
 from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import Failed
+from prefect.utilities.annotations import quote
 
 from ftscope.cell import ModelContext
 from ftscope.config import parse_config
@@ -34,7 +35,8 @@ def cell(config: dict, cells: list[dict], label: str = "cell"):
         if p.parent_id in failed:
             failed[p.cid] = f"{p.cell.label}: not run, the cell it starts from failed"
             continue
-        state = cell_task(cfg, p, ctx, p.cell.label, owner={"run": str(flow_run.get_id())}, return_state=True)
+        state = cell_task(cfg, p, quote(ctx), p.cell.label, owner={"run": str(flow_run.get_id())},  # quote: see study.py
+                          return_state=True)
         if not state.is_completed():
             failed[p.cid] = f"{p.cell.label}: {state.message}"
     if failed:

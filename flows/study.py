@@ -23,6 +23,7 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from flows.cell import job_parameters
 from ftscope import jobs
@@ -168,7 +169,8 @@ class Local:
         with ThreadPoolTaskRunner(max_workers=cfg.in_flight) as runner:
             for p in todo:  # parents come first in the plan
                 parent = [futures[p.parent_id]] if p.parent_id in futures else []
-                futures[p.cid] = runner.submit(cell_task, {"cfg": cfg, "planned": p, "ctx": contexts[p.cell.model],
+                # quote: Prefect would otherwise walk the context's data for futures (0.4 s a cell on the demo)
+                futures[p.cid] = runner.submit(cell_task, {"cfg": cfg, "planned": p, "ctx": quote(contexts[p.cell.model]),
                                                            "label": p.cell.label}, wait_for=parent)
             planned_of = {id(f): p for p, f in zip(todo, (futures[p.cid] for p in todo))}
             for fut in as_completed(list(futures.values())):

@@ -8,7 +8,7 @@ from ftscope import generation, gguf
 from ftscope.engines import open_engine
 from ftscope.models import load_tokenizer
 from ftscope.progress import Progress, terminal_sink
-from ftscope.prompts import encode
+from ftscope.prompts import encode_all
 from ftscope.sandbox.pretrain import sandbox_model_dir
 from ftscope.shards import checkpoint_problem
 from ftscope.sources import resolve
@@ -73,7 +73,7 @@ def calibrate(cfg, model_cfg, path: str, prompts: list[str], *, n_sample: int, m
     engine's start-up is not counted: it is paid once per model or cell)."""
     tok = load_tokenizer(path, model_cfg.trust_remote_code)
     engine = open_engine(cfg, model_cfg, path, None)
-    ids = [encode(tok, p, model_cfg.prompt.style) for p in prompts[:256]]
+    ids = encode_all(tok, prompts[:256], model_cfg.prompt.style)
     progress = Progress(f"calibrating {model_cfg.name}", sinks=tuple(filter(None, [terminal_sink()])))
     progress.phase("calibrate", total=int(min_seconds), unit="s")
     try:

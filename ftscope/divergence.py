@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ftscope.prompts import Prompter, encode
+from ftscope.prompts import Prompter, encode_answered
 from ftscope.records import KL, as_row
 
 
@@ -25,10 +25,7 @@ class KLConfig(BaseModel):
 def _batch(items, prompter: Prompter, tokenizer, positions: str):
     """Right-padded ids, attention mask, and the mask of positions whose next-token distribution counts."""
     seqs, keep = [], []
-    for it in items:
-        p = prompter.text(it)
-        p_ids = encode(tokenizer, p, prompter.prompt.style)
-        a_ids = tokenizer(prompter.continuation(p, prompter.target(it)), add_special_tokens=False)["input_ids"]
+    for p_ids, a_ids in encode_answered(tokenizer, prompter, items):
         ids = p_ids + a_ids
         # position t predicts token t+1: answer tokens are predicted from len(p_ids)-1 .. len(ids)-2
         first = len(p_ids) - 1

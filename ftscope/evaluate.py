@@ -5,7 +5,7 @@ highest next-token probability), per-item scores by the dataset's metric, and th
 from collections import defaultdict
 
 from ftscope.metrics import METRICS
-from ftscope.prompts import Prompter, encode
+from ftscope.prompts import Prompter, encode, encode_all
 from ftscope.records import Metric, Score, as_row
 
 
@@ -39,7 +39,7 @@ def classify(engine, tokenizer, prompter: Prompter, items: list[dict], *, prompt
     if not items:
         return []
     label_ids = label_token_ids(tokenizer, prompter, items[0], prompt_map)
-    prompts = [encode(tokenizer, prompter.text(it, prompt_map, demos), prompter.prompt.style) for it in items]
+    prompts = encode_all(tokenizer, [prompter.text(it, prompt_map, demos) for it in items], prompter.prompt.style)
     logps = engine.label_logprobs(prompts, label_ids, progress=progress)
     return [prompter.spec.labels[max(range(len(row)), key=row.__getitem__)] for row in logps]
 
@@ -50,7 +50,7 @@ def predict(engine, tokenizer, prompter: Prompter, items: list[dict], *, prompt_
     if METRICS.get(prompter.spec.metric).predict == "label_prob":
         return classify(engine, tokenizer, prompter, items, prompt_map=prompt_map, demos=demos, progress=progress)
     gen = prompter.spec.generation
-    prompts = [encode(tokenizer, prompter.text(it, prompt_map, demos), prompter.prompt.style) for it in items]
+    prompts = encode_all(tokenizer, [prompter.text(it, prompt_map, demos) for it in items], prompter.prompt.style)
     outs = engine.generate(prompts, max_new_tokens=max_new_tokens or gen.max_new_tokens, stop=gen.stop,
                            progress=progress)
     return [o[0] for o in outs]

@@ -100,6 +100,24 @@ def encode(tokenizer, text: str, style: str = "raw") -> list[int]:
     return tokenizer(text, add_special_tokens=style != "chat")["input_ids"]
 
 
+def encode_all(tokenizer, texts: list[str], style: str = "raw") -> list[list[int]]:
+    """`encode` of many texts in one call of the tokenizer, which is several times faster than a call each (the
+    same ids)."""
+    return tokenizer(list(texts), add_special_tokens=style != "chat")["input_ids"] if texts else []
+
+
+def encode_answered(tokenizer, prompter: Prompter, items: list[dict], prompt_map: int = 0,
+                    demos: list[dict] = ()) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, target ids) of each item: its prompt, and its target as the prompt's continuation (what
+    training supervises and KL teacher-forces)."""
+    prompts = [prompter.text(it, prompt_map, demos) for it in items]
+    targets = [prompter.continuation(p, prompter.target(it)) for p, it in zip(prompts, items)]
+    if not items:
+        return []
+    return list(zip(encode_all(tokenizer, prompts, prompter.prompt.style),
+                    tokenizer(targets, add_special_tokens=False)["input_ids"]))
+
+
 def template_words(templates: list[str]) -> str:
     """The fixed words of templates (placeholders dropped, one line), for a word-level vocabulary."""
     return " ".join(re.sub(r"\{[^{}]*\}", "", t).replace("\n", " ").strip() for t in templates).strip()

@@ -16,7 +16,7 @@ from ftscope.locks import exclusive
 from ftscope.metrics import contains
 from ftscope.models import load_tokenizer
 from ftscope.progress import Progress, file_sink, progress_file, terminal_sink
-from ftscope.prompts import Prompter, encode
+from ftscope.prompts import Prompter, encode_all
 from ftscope.records import Mastery, as_row
 from ftscope.studies.k.data import the_dataset
 from ftscope.studydata import StudyData
@@ -56,7 +56,7 @@ def score_mastery(engine, tokenizer, items: list[dict], prompter: Prompter, cfg,
     seeds = [generation.prompt_seed(cfg.seed, it["item_id"], i) for it, qs in zip(items, asked) for i in range(len(qs))]
     if progress:
         progress.phase("mastery", total=len(texts), unit="prompts")
-    samples = engine.generate([encode(tokenizer, t, prompter.prompt.style) for t in texts],
+    samples = engine.generate(encode_all(tokenizer, texts, prompter.prompt.style),
                               max_new_tokens=cfg.max_new_tokens, num_samples=cfg.n_sample, temperature=cfg.temperature,
                               seeds=seeds, stop=prompter.spec.generation.stop, progress=progress and progress.counter())
     kill_point("mastery")
