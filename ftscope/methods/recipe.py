@@ -6,8 +6,10 @@ The cell never branches on a method's name: adding a method is a module in this 
 plug-in) that calls `register(Recipe(...))`.
 """
 
+import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -69,6 +71,9 @@ class Recipe:
 
 
 RECIPES: Registry[Recipe] = Registry("method")
+# transformers' TrainingArguments and accelerate's state are process-wide: one training at a time in a process (two
+# cells training at once, `workers: 2`, failed with "`AcceleratorState` object has no attribute `num_processes`")
+TRAINING = threading.Lock()
 
 
 def register(recipe: Recipe, *aliases: str) -> Recipe:
@@ -87,7 +92,8 @@ def build(run, training_items: Callable[[Any], tuple[list[dict], Any]]) -> Built
     run.progress.phase("build")  # a recipe that trains starts its own phase
     if recipe.trains:
         run.training = training_items(run)
-    built = recipe.build(run)
+    with TRAINING if recipe.trains else nullcontext():
+        built = recipe.build(run)
     for table, rows in built.rows.items():
         run.add(table, rows)
     run.train_s = time.monotonic() - t
