@@ -94,6 +94,7 @@ def cmd_run(args) -> int:
     from flows.server import ServerDidNotStart, local_api  # deferred: see the module docstring
 
     _stop_on_signals()
+    _pretrain_early(cfg)
     outcome = {}
 
     def run():  # off the main thread, so that Prefect installs no signal handler of its own over ours
@@ -115,6 +116,35 @@ def cmd_run(args) -> int:
         print(outcome["error"], file=sys.stderr)
         return 1
     return _print_outcome(cfg, outcome["state"], args.report)
+
+
+def _pretrain_early(cfg) -> None:
+    """Sandbox base models start pretraining now, while the Prefect server starts (its start-up and theirs overlap,
+    10-15 s on the demo); the flow's base-model tasks wait for each model's lock and find it built. Whatever fails
+    here, the flow's task does again and reports."""
+    if not any(m.sandbox for m in cfg.models):
+        return
+
+    def build(model, data):
+        from ftscope.models import base_model_path  # deferred: see the module docstring
+
+        try:
+            base_model_path(model, data, cfg.cache_dir)
+        except Exception:  # noqa: BLE001 -- the flow's task builds it again and says why
+            pass
+
+    def start():
+        from ftscope.studies import STUDIES  # deferred: see the module docstring
+
+        try:
+            data = STUDIES.get(cfg.kind).load_data(cfg)
+        except Exception:  # noqa: BLE001 -- as above: the flow loads it again
+            return
+        for m in cfg.models:
+            if m.sandbox:
+                threading.Thread(target=build, args=(m, data), name=f"ftscope-pretrain-{m.name}", daemon=True).start()
+
+    threading.Thread(target=start, name="ftscope-pretrain", daemon=True).start()
 
 
 def _print_outcome(cfg, state, report: str | None) -> int:

@@ -10,6 +10,7 @@ them (a variable the user set is kept)."""
 
 import logging
 import os
+from contextlib import contextmanager
 
 log = logging.getLogger("ftscope.reproducible")
 
@@ -63,3 +64,19 @@ def settle(cfg) -> None:
         log.warning("the study asks for reproducible results, but this process computes with %s kernels, not %s: "
                     "start it with `ftscope run`, or set %s before Python starts (its rows record what it ran with)",
                     have, want.upper(), " ".join(f"{k}={v}" for k, v in pinned_env().items()))
+
+
+@contextmanager
+def shared_threads(cfg, ways: int):
+    """While `ways` compute-bound tasks of this process run at once on the CPU: the config's torch threads (default:
+    the cores) split among them, at least one each, then restored. With the pinned kernels the numbers do not depend
+    on the thread count (tests/test_reproducible.py). Threads started inside take the count at their first
+    parallel operation."""
+    import torch  # deferred: only a process that computes shares its threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, (cfg.threads or before) // ways))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
