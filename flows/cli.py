@@ -118,12 +118,12 @@ def cmd_run(args) -> int:
     return _print_outcome(cfg, outcome["state"], args.report)
 
 
-def _pretrain_early(cfg) -> None:
+def _pretrain_early(cfg) -> threading.Thread | None:
     """Sandbox base models start pretraining now, while the Prefect server starts (its start-up and theirs overlap,
     10-15 s on the demo); the flow's base-model tasks wait for each model's lock and find it built. Whatever fails
-    here, the flow's task does again and reports."""
+    here, the flow's task does again and reports. Returns the thread that ends when they are built."""
     if not any(m.sandbox for m in cfg.models):
-        return
+        return None
 
     def build(model, data):
         from ftscope.models import base_model_path  # deferred: see the module docstring
@@ -140,11 +140,16 @@ def _pretrain_early(cfg) -> None:
             data = STUDIES.get(cfg.kind).load_data(cfg)
         except Exception:  # noqa: BLE001 -- as above: the flow loads it again
             return
-        for m in cfg.models:
-            if m.sandbox:
-                threading.Thread(target=build, args=(m, data), name=f"ftscope-pretrain-{m.name}", daemon=True).start()
+        builds = [threading.Thread(target=build, args=(m, data), name=f"ftscope-pretrain-{m.name}", daemon=True)
+                  for m in cfg.models if m.sandbox]
+        for b in builds:
+            b.start()
+        for b in builds:
+            b.join()
 
-    threading.Thread(target=start, name="ftscope-pretrain", daemon=True).start()
+    starter = threading.Thread(target=start, name="ftscope-pretrain", daemon=True)
+    starter.start()
+    return starter
 
 
 def _print_outcome(cfg, state, report: str | None) -> int:

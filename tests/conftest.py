@@ -140,7 +140,8 @@ def methods_store(smoke_config, smoke_base, prefect_harness, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("methods")
     raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/smoke-methods.yaml").read_text())
-    raw.update(extends=smoke_config, results_dir=str(root / "results"), artifacts_dir=str(root / "artifacts"))
+    # two cells at once (workers: 2): SFT and LoRA train side by side, taking turns at the Trainer
+    raw.update(extends=smoke_config, results_dir=str(root / "results"), artifacts_dir=str(root / "artifacts"), workers=2)
     path = root / "methods.yaml"
     path.write_text(yaml.safe_dump(raw))
     assert study(config_path=str(path), return_state=True).is_completed()

@@ -91,3 +91,23 @@ def test_newline_tokens_stop_generation(tiny_llama):
     assert torch.tensor(ids).unique().numel() == len(ids) and set(newline_token_ids(tok)) < set(ids)
     assert stop_token_ids(tok, "blank_line") == [tok.eos_token_id]
     assert cut("a b\n\nc", "blank_line") == "a b" and cut("a b\nc", "newline") == "a b"
+
+
+def test_prompts_encoded_at_once_are_the_prompts_encoded_one_by_one(k_items, smoke_base):
+    """Mastery, evaluation, KL and training tokenize their prompts in one tokenizer call (several times faster
+    than a call each): the same ids, for the prompts and for the (prompt, target) pairs."""
+    from ftscope.prompts import Prompter, encode, encode_all, encode_answered
+    from ftscope.studies.k.data import the_dataset
+
+    cfg, data, base, _ = smoke_base
+    tok = load_tokenizer(base)
+    prompter = Prompter(the_dataset(data).spec, cfg.models[0].prompt, tok)
+    items = k_items[:50]
+    texts = [prompter.text(it) for it in items]
+    for style in ("raw", "chat"):
+        assert encode_all(tok, texts, style) == [encode(tok, t, style) for t in texts]
+    assert encode_all(tok, [], "raw") == []
+    pairs = encode_answered(tok, prompter, items)
+    assert pairs == [(encode(tok, p), tok(prompter.continuation(p, prompter.target(it)), add_special_tokens=False)
+                      ["input_ids"]) for p, it in zip(texts, items)]
+    assert encode_answered(tok, prompter, []) == []

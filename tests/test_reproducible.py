@@ -94,3 +94,44 @@ def test_pinned_kernels_give_the_same_numbers_whatever_the_threads_and_the_isa_t
     assert one["weights"] == two["weights"] and one["mastery"] == two["mastery"]
     if native["isa"].lower() != pins["ATEN_CPU_CAPABILITY"]:
         assert native["weights"] != one["weights"], "the ISA no longer matters: update ftscope/reproducible.py"
+
+
+def test_shared_threads_split_the_threads_among_tasks_and_give_them_back():
+    """Preparations that run at once on the CPU share the torch threads (flows/study.py); a thread started inside
+    computes with its share, and the count comes back afterwards."""
+    import threading
+    from types import SimpleNamespace
+
+    from ftscope.reproducible import shared_threads
+
+    before = torch.get_num_threads()
+    seen = []
+    with shared_threads(SimpleNamespace(threads=4), 3):
+        worker = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        worker.start()
+        worker.join()
+        inside = torch.get_num_threads()
+    assert inside == 1 and seen == [1] and torch.get_num_threads() == before
+    with shared_threads(SimpleNamespace(threads=4), 2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+
+
+def test_sandbox_models_pretrained_early_are_the_ones_the_flow_finds(tmp_path):
+    """`ftscope run` starts pretraining while the Prefect server starts: the model lands where the flow's task looks
+    (the same key), complete, and the task then only reads it."""
+    from flows.cli import _pretrain_early
+    from ftscope.sandbox.pretrain import sandbox_model_dir
+    from ftscope.shards import checkpoint_problem
+
+    raw = yaml.safe_load((ROOT / "configs/smoke.yaml").read_text())
+    raw.update(cache_dir=str(tmp_path / "cache"), results_dir=str(tmp_path / "results"),
+               data={"dataset": "sandbox-k", "options": SMALL}, models=[{"name": "tiny", "sandbox": TINY}])
+    (tmp_path / "early.yaml").write_text(yaml.safe_dump(raw))
+    cfg = load_config(tmp_path / "early.yaml")
+    _pretrain_early(cfg).join()
+    data = k.STUDY.load_data(cfg)
+    built = sandbox_model_dir(cfg.models[0].sandbox, data, cfg.cache_dir)
+    assert built.is_dir() and checkpoint_problem(built) is None
+    made = built.stat().st_mtime_ns
+    assert base_model_path(cfg.models[0], data, cfg.cache_dir) == str(built) and built.stat().st_mtime_ns == made
