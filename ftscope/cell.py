@@ -31,11 +31,13 @@ log = logging.getLogger("ftscope.cell")
 @dataclass(frozen=True)
 class ModelContext:
     """What every cell of one base model shares: the data, the base checkpoint, the study's preparation
-    of this model (Study K: its mastery levels)."""
+    of this model (Study K: its mastery levels), and what a cell computed of the base model for the next cells of
+    this process (`kept`; Study K: its log-probabilities on the KL prompts)."""
     data: StudyData
     base_path: str  # as configured: hub id or local dir
     base_dir: str  # local safetensors checkpoint of the base model
     prep: Any = None
+    kept: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass

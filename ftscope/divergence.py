@@ -43,9 +43,12 @@ def _batch(pairs: list[tuple[list[int], list[int]]], pad_id: int, positions: str
     return ids, attn, counted
 
 
-def kl_per_position(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
-    """KL(p || q) at every position, from logits, in fp32."""
-    lp, lq = torch.log_softmax(logits_p.float(), -1), torch.log_softmax(logits_q.float(), -1)
+def log_probs(logits: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(logits.float(), -1)
+
+
+def kl_per_position(lp: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) at every position, from log-probabilities in fp32."""
     return (lp.exp() * (lp - lq)).sum(-1)
 
 
@@ -58,14 +61,21 @@ def _logits(model, ids, attn, span: torch.Tensor) -> torch.Tensor:
         return model(input_ids=ids, attention_mask=attn).logits[:, span.to(ids.device)]
 
 
+KEEP_MB = 512  # the base model's log-probabilities are kept for the next cell when they take at most this
+
+
 @torch.no_grad()
 def token_kl(ft_model, base_model, tokenizer, items: list[dict], prompter: Prompter,
-             cfg: KLConfig, progress=None) -> list[tuple[float, int]]:
+             cfg: KLConfig, progress=None, kept: dict | None = None) -> list[tuple[float, int]]:
     """Per item: (mean KL over its counted positions, number of positions). `base_model=None` means
-    the fine-tuned model itself with its LoRA adapter disabled. `progress(items done, items)` after each batch."""
+    the fine-tuned model itself with its LoRA adapter disabled. `progress(items done, items)` after each batch.
+    `kept`: a dict the cells of one base model share, where the base model's log-probabilities on these items
+    stay for the next cell (up to KEEP_MB): its forward pass was half of the KL's cost."""
     ft_model.eval()  # dropout (e.g. LoRA's) would make the distributions random
     if base_model is not None:
         base_model.eval()
+    key = ("kl", tuple(it["item_id"] for it in items), cfg.positions, cfg.batch_size, str(ft_model.device))
+    known, fresh = (kept or {}).get(key), []
     out = []
     pairs = encode_answered(tokenizer, prompter, items)  # one tokenizer call: a call per batch cost 0.3 s a cell
     for start in range(0, len(items), cfg.batch_size):
@@ -74,17 +84,22 @@ def token_kl(ft_model, base_model, tokenizer, items: list[dict], prompter: Promp
         cols = counted.any(0).nonzero().squeeze(1)
         span = torch.arange(int(cols.min()), int(cols.max()) + 1) if len(cols) else torch.arange(ids.shape[1])
         counted = counted[:, span]
-        ft_logits = _logits(ft_model, ids, attn, span)
-        base = base_model if base_model is not None else ft_model
-        with (ft_model.disable_adapter() if base_model is None else nullcontext()):
-            base_logits = _logits(base, ids, attn, span)
-        p, q = (ft_logits, base_logits) if cfg.direction == "ft_base" else (base_logits, ft_logits)
+        ft = log_probs(_logits(ft_model, ids, attn, span))
+        if known is not None:
+            base = known[start // cfg.batch_size]
+        else:
+            with (ft_model.disable_adapter() if base_model is None else nullcontext()):
+                base = log_probs(_logits(ft_model if base_model is None else base_model, ids, attn, span))
+            fresh.append(base)
+        p, q = (ft, base) if cfg.direction == "ft_base" else (base, ft)
         kl = kl_per_position(p, q).cpu()
         for row, mask in zip(kl, counted):
             n = int(mask.sum())
             out.append((float(row[mask].mean()) if n else 0.0, n))
         if progress:
             progress(len(out), len(items))
+    if kept is not None and known is None and sum(t.numel() * t.element_size() for t in fresh) <= KEEP_MB * 2**20:
+        kept[key] = fresh
     return out
 
 

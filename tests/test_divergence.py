@@ -70,3 +70,28 @@ def test_rows_per_domain_and_level():
     by = {(r["domain"], r["slice"]): r for r in rows}
     assert by[("id", "all")]["value"] == pytest.approx(0.2) and by[("id", "all")]["n_positions"] == 5
     assert by[("id", "level=4")]["value"] == pytest.approx(0.3) and by[("ood", "level=0")]["n"] == 1
+
+
+def test_the_base_log_probabilities_kept_for_the_next_cell_give_the_same_kl(tiny_llama):
+    """The cells of one base model share its log-probabilities on the KL prompts (ModelContext.kept): a cell that
+    reads them computes the KL it would have computed with the base model, bit for bit, a LoRA cell (adapter
+    switched off) included."""
+    tok, base = load_tokenizer(tiny_llama), load_model(tiny_llama)
+    kept = {}
+    cfg = KLConfig(batch_size=2)
+    token_kl(base, base, tok, ITEMS, CBQA, cfg, kept=kept)  # the base cell fills it
+    assert len(kept) == 1
+    ft = _perturbed(base)
+    assert token_kl(ft, base, tok, ITEMS, CBQA, cfg, kept=kept) == token_kl(ft, base, tok, ITEMS, CBQA, cfg)
+    peft_model = wrap_lora(copy.deepcopy(base), LoraConfig(r=4))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.2)
+    assert token_kl(peft_model, None, tok, ITEMS, CBQA, cfg, kept=kept) == token_kl(peft_model, None, tok, ITEMS, CBQA, cfg)
+    other = KLConfig(batch_size=3)  # other batches: not the kept ones
+    assert token_kl(ft, base, tok, ITEMS, CBQA, other, kept=kept) == token_kl(ft, base, tok, ITEMS, CBQA, other)
+    assert len(kept) == 2
+    used = {}
+    token_kl(ft, ft, tok, ITEMS, CBQA, cfg, kept=used)  # kept from another model: the next call reads them, not base
+    assert all(kl == 0 for kl, _ in token_kl(ft, base, tok, ITEMS, CBQA, cfg, kept=used))

@@ -46,7 +46,7 @@ def run_cell(run: CellRun) -> None:
 
     base = built.base_model(run.load)
     run.progress.phase("kl", total=len(test), unit="items")
-    per_item = token_kl(built.model, base, tok, test, prompter, cfg.kl, progress=run.progress.counter())
+    per_item = token_kl(built.model, base, tok, test, prompter, cfg.kl, progress=run.progress.counter(), kept=run.ctx.kept)
     del base
     run.store.write("kl", run.cid, kl_rows(run.cid, ds.name, per_item, domains, slices, cfg.kl))
 
