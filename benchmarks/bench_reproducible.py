@@ -40,15 +40,16 @@ def run_leg(config: Path, log: Path) -> tuple[float, int]:
 
 
 def verdicts(results_dir: str) -> list[tuple[str, str, str]]:
-    """(finding, A - B [interval], verdict) of each comparison in the study's report."""
-    from ftscope.report import render
+    """(finding, A - B [interval], verdict) of each comparison in the study's report, its numbers as the report
+    writes them (ftscope/report/numbers.py: points for scores)."""
+    from ftscope.report import numbers, render
     from ftscope.store import Store
 
     store = Store(results_dir)
     out = []
     for study, res in render.read_results(store, None).values():
         for c in study.report.comparisons(res):
-            out.append((c.claim, f"{c.diff:+.4f} [{c.lo:+.4f}, {c.hi:+.4f}]", c.verdict))
+            out.append((c.claim, " ".join(numbers.difference(c.diff, c.lo, c.hi, c.unit)), c.verdict))
     return out
 
 

@@ -127,9 +127,10 @@ def _pretrain_early(cfg) -> threading.Thread | None:
 
     def build(model, data):
         from ftscope.models import base_model_path  # deferred: see the module docstring
+        from ftscope.sandbox.pretrain import pretrain_threads  # deferred: see the module docstring
 
         try:
-            base_model_path(model, data, cfg.cache_dir)
+            base_model_path(model, data, cfg.cache_dir, pretrain_threads(cfg))
         except Exception:  # noqa: BLE001 -- the flow's task builds it again and says why
             pass
 

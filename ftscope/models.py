@@ -47,11 +47,11 @@ def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = Fals
     return model.eval()
 
 
-def base_model_path(model_cfg, data, cache_dir: str) -> str:
+def base_model_path(model_cfg, data, cache_dir: str, threads: int = 1) -> str:
     """The base checkpoint: a hub id or local dir as given, the (cached) dense conversion of a GGUF file, or
-    the (cached) pretrained sandbox model."""
+    the (cached) pretrained sandbox model (pretrained with `threads` torch threads)."""
     if model_cfg.sandbox is not None:
-        return build_sandbox_model(model_cfg.sandbox, data, cache_dir)
+        return build_sandbox_model(model_cfg.sandbox, data, cache_dir, threads)
     if gguf.is_gguf(model_cfg.path):
         return gguf.dense_checkpoint(model_cfg.path, cache_dir)
     return str(resolve(model_cfg.path)) if model_cfg.path.startswith(PACKAGE) else model_cfg.path

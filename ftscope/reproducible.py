@@ -31,6 +31,11 @@ def pinned_env() -> dict[str, str]:
     return {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
+def pinned() -> bool:
+    """Whether this process computes with the pinned kernels (its environment holds every pin)."""
+    return all(os.environ.get(k) == v for k, v in pinned_env().items())
+
+
 def pin_before_torch(wanted: bool) -> None:
     """Set the pinning variables for this process and its children, before torch is imported."""
     if wanted:

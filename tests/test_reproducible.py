@@ -27,7 +27,7 @@ def _build(tmp_path, name):
     (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
     cfg = load_config(tmp_path / f"{name}.yaml")
     data = k.STUDY.load_data(cfg)
-    path = base_model_path(cfg.models[0], data, cfg.cache_dir)
+    path = base_model_path(cfg.models[0], data, cfg.cache_dir, threads=torch.get_num_threads())  # as many as OMP says
     k.STUDY.prepare(cfg, cfg.models[0], path, data, Store(cfg.results_dir))
     mastery = Store(cfg.results_dir).read("mastery").to_pylist()
     return data, load_file(next(Path(path).glob("*.safetensors"))), sorted(mastery, key=lambda r: r["item_id"])
@@ -80,10 +80,11 @@ def _probe(tmp_path, name: str, threads: int, env: dict) -> dict:
 
 def test_pinned_kernels_give_the_same_numbers_whatever_the_threads_and_the_isa_torch_would_pick(tmp_path):
     """Under the pins of `reproducible: true` (ATen, MKL in its strict mode and oneDNN at AVX2), one and two
-    threads give the same pretrained weights and mastery scores bitwise. Without the pins, a machine whose best
-    kernels are another instruction set (AVX-512 here) computes other weights: the difference the pins remove
-    between machines of one kind. (Pinning ATen alone was enough on the first machine this was measured on,
-    not on a Xeon with AVX-512 FP16, where MKL without STRICT also gave other weights at 1 and 2 threads.)"""
+    threads give the same pretrained weights (pretrained with that many threads) and mastery scores bitwise.
+    Without the pins, a machine whose best kernels are another instruction set (AVX-512 here) computes other
+    weights: the difference the pins remove between machines of one kind. (Pinning ATen alone was enough on the
+    first machine this was measured on, not on a Xeon with AVX-512 FP16, where MKL without STRICT also gave other
+    weights at 1 and 2 threads.)"""
     from ftscope.reproducible import pinned_env
 
     pins = pinned_env()

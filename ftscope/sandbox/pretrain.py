@@ -2,6 +2,7 @@
 corpus on the CPU, saved as a normal HF checkpoint and cached by a fingerprint of its inputs."""
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from ftscope.fingerprint import fingerprint
 from ftscope.locks import exclusive
 from ftscope.progress import Progress
 from ftscope.prompts import dataset_texts
-from ftscope.reproducible import kernels
+from ftscope.reproducible import kernels, pinned
 from ftscope.sandbox.spec import SandboxModel
 from ftscope.shards import checkpoint_problem
 from ftscope.studydata import StudyData
@@ -70,7 +71,17 @@ def sandbox_model_dir(spec: SandboxModel, data: StudyData, cache_dir: str) -> Pa
     return Path(cache_dir) / "models" / f"sandbox-{fingerprint([spec.model_dump(), data.fingerprint, kernels()])}"
 
 
-def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str) -> str:
+def pretrain_threads(cfg) -> int:
+    """The torch threads of each sandbox model's pretraining: the config's threads (default: the cores) shared among
+    the sandbox models, which pretrain side by side. One without the pinned kernels of `reproducible: true`: only
+    with them do the weights not depend on the thread count (the cache key holds the kernels, not the threads)."""
+    if not pinned():
+        return 1
+    models = sum(m.sandbox is not None for m in cfg.models)
+    return max(1, (cfg.threads or len(os.sched_getaffinity(0))) // max(1, models))
+
+
+def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str, threads: int = 1) -> str:
     """Pretrain (or reuse) the sandbox base model; returns its checkpoint directory. Runs that need the
     same model at once pretrain it once: the others wait for the first's lock, then reuse it."""
     out = sandbox_model_dir(spec, data, cache_dir)
@@ -80,16 +91,17 @@ def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str) -> 
         if out.exists() and (problem := checkpoint_problem(out)):
             move_aside(out, f"the cached sandbox model is damaged ({problem})")
         if not out.exists():
-            _pretrain_apart(spec, data, out)
+            _pretrain_apart(spec, data, out, threads)
     return str(out)
 
 
-def _pretrain_apart(spec: SandboxModel, data: StudyData, out: Path) -> None:
-    """Pretrain in a child process with one thread (`python -m ftscope.sandbox.pretrain`). Base models (a family's
-    replicas) then pretrain side by side: on a model this small one thread per model does more than two threads on
-    one model (the demo's three took 140 s each, one after the other, at 75-130% of 2 cores), and with the pinned
-    kernels the weights do not depend on the thread count (tests/test_reproducible.py). The child inherits the
-    kernel pins from the environment, dies with this process, and prints its progress lines on its terminal."""
+def _pretrain_apart(spec: SandboxModel, data: StudyData, out: Path, threads: int) -> None:
+    """Pretrain in a child process with `threads` threads (`python -m ftscope.sandbox.pretrain`). Base models (a
+    family's replicas) then pretrain side by side: on a model this small one thread per model does more than two
+    threads on one model (the demo's three took 140 s each, one after the other, at 75-130% of 2 cores), and with
+    the pinned kernels the weights do not depend on the thread count (tests/test_reproducible.py). The child
+    inherits the kernel pins from the environment, dies with this process, and prints its progress lines on its
+    terminal."""
     import pickle  # deferred: only pretraining starts a child
     import subprocess  # deferred: as above
     import sys  # deferred: as above
@@ -99,7 +111,7 @@ def _pretrain_apart(spec: SandboxModel, data: StudyData, out: Path) -> None:
     work = temporary_name(out.with_name(out.name + ".job"))
     work.mkdir(parents=True)
     try:
-        (work / "job.pkl").write_bytes(pickle.dumps((spec, data, out)))
+        (work / "job.pkl").write_bytes(pickle.dumps((spec, data, out, threads)))
         child = subprocess.run([sys.executable, "-m", "ftscope.sandbox.pretrain", str(work / "job.pkl")],
                                preexec_fn=die_with_parent, stdout=sys.stderr)
         if child.returncode != 0:
@@ -110,14 +122,15 @@ def _pretrain_apart(spec: SandboxModel, data: StudyData, out: Path) -> None:
 
 
 def _child(job: Path) -> None:
-    """The child: one thread, its progress lines (one per phase) on the terminal, then the pretraining."""
+    """The child: its threads, its progress lines (one per phase) on the terminal, then the pretraining."""
     import pickle  # deferred: the child's own
 
-    torch.set_num_threads(1)
+    spec, data, out, threads = pickle.loads(job.read_bytes())
+    torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s | %(levelname)-7s | %(name)s - %(message)s",
                         datefmt="%H:%M:%S")
     logging.getLogger("ftscope").setLevel(logging.INFO)
-    _pretrain(*pickle.loads(job.read_bytes()))
+    _pretrain(spec, data, out)
 
 
 def _pretrain(spec: SandboxModel, data: StudyData, out: Path) -> None:
