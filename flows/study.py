@@ -164,9 +164,10 @@ class Local:
             return _prepare(cfg, data, bases, len(cfg.models), hold=True)
 
     def cells(self, cfg, raw: dict, todo, contexts, progress: CellProgress) -> list[str]:
-        """Submit every cell as a task, each waiting only for the cell it starts from; returns the failures."""
+        """Submit every cell as a task, each waiting only for the cell it starts from, `workers` at once sharing the
+        torch threads; returns the failures."""
         futures, failed = {}, []
-        with ThreadPoolTaskRunner(max_workers=cfg.in_flight) as runner:
+        with shared_threads(cfg, cfg.in_flight), ThreadPoolTaskRunner(max_workers=cfg.in_flight) as runner:
             for p in todo:  # parents come first in the plan
                 parent = [futures[p.parent_id]] if p.parent_id in futures else []
                 # quote: Prefect would otherwise walk the context's data for futures (0.4 s a cell on the demo)
