@@ -110,10 +110,10 @@ def encode_answered(tokenizer, prompter: Prompter, items: list[dict], prompt_map
                     demos: list[dict] = ()) -> list[tuple[list[int], list[int]]]:
     """(prompt ids, target ids) of each item: its prompt, and its target as the prompt's continuation (what
     training supervises and KL teacher-forces)."""
-    prompts = [prompter.text(it, prompt_map, demos) for it in items]
-    targets = [prompter.continuation(p, prompter.target(it)) for p, it in zip(prompts, items)]
     if not items:
         return []
+    prompts = [prompter.text(it, prompt_map, demos) for it in items]
+    targets = [prompter.continuation(p, prompter.target(it)) for p, it in zip(prompts, items)]
     return list(zip(encode_all(tokenizer, prompts, prompter.prompt.style),
                     tokenizer(targets, add_special_tokens=False)["input_ids"]))
 
