@@ -76,7 +76,7 @@ def shared_threads(cfg, ways: int):
     """While `ways` compute-bound tasks of this process run at once on the CPU: the config's torch threads (default:
     the cores) split among them, at least one each, then restored. With the pinned kernels the numbers do not depend
     on the thread count (tests/test_reproducible.py). Threads started inside take the count at their first
-    parallel operation."""
+    parallel operation. (In a process where vLLM's CPU worker started, torch.set_num_threads does nothing.)"""
     import torch  # deferred: only a process that computes shares its threads
 
     before = torch.get_num_threads()

@@ -97,25 +97,34 @@ def test_pinned_kernels_give_the_same_numbers_whatever_the_threads_and_the_isa_t
         assert native["weights"] != one["weights"], "the ISA no longer matters: update ftscope/reproducible.py"
 
 
+SHARED = """
+import threading
+from types import SimpleNamespace
+import torch
+from ftscope.reproducible import shared_threads
+before = torch.get_num_threads()
+seen = []
+with shared_threads(SimpleNamespace(threads=4), 3):
+    worker = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    worker.start()
+    worker.join()
+    inside = torch.get_num_threads()
+assert inside == 1 and seen == [1] and torch.get_num_threads() == before, (inside, seen, before)
+with shared_threads(SimpleNamespace(threads=4), 2):
+    assert torch.get_num_threads() == 2
+assert torch.get_num_threads() == before
+"""
+
+
 def test_shared_threads_split_the_threads_among_tasks_and_give_them_back():
     """Preparations that run at once on the CPU share the torch threads (flows/study.py); a thread started inside
-    computes with its share, and the count comes back afterwards."""
-    import threading
-    from types import SimpleNamespace
+    computes with its share, and the count comes back afterwards. In a fresh interpreter: vLLM's CPU worker,
+    once started in a process (the engine tests), turns torch.set_num_threads into a no-op there."""
+    import subprocess
+    import sys
 
-    from ftscope.reproducible import shared_threads
-
-    before = torch.get_num_threads()
-    seen = []
-    with shared_threads(SimpleNamespace(threads=4), 3):
-        worker = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
-        worker.start()
-        worker.join()
-        inside = torch.get_num_threads()
-    assert inside == 1 and seen == [1] and torch.get_num_threads() == before
-    with shared_threads(SimpleNamespace(threads=4), 2):
-        assert torch.get_num_threads() == 2
-    assert torch.get_num_threads() == before
+    r = subprocess.run([sys.executable, "-c", SHARED], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_sandbox_models_pretrained_early_are_the_ones_the_flow_finds(tmp_path):
