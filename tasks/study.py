@@ -2,6 +2,7 @@
 cache (cells already done are skipped by the flow), so Prefect's own input-hash caching is off:
 hashing a dataset on every call would cost more than it saves."""
 
+import atexit
 import gc
 from contextlib import contextmanager
 
@@ -47,6 +48,7 @@ def prepare_data_task(cfg):
     data = STUDIES.get(cfg.kind).load_data(cfg)
     gc.collect()
     gc.freeze()
+    atexit.register(gc.unfreeze)  # collectable again at exit: native extensions (triton's) report what never is
     return data
 
 
