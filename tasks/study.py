@@ -48,8 +48,11 @@ def prepare_data_task(cfg):
     data = STUDIES.get(cfg.kind).load_data(cfg)
     gc.collect()
     gc.freeze()
-    atexit.register(gc.unfreeze)  # collectable again at exit: native extensions (triton's) report what never is
     return data
+
+
+# what prepare_data_task froze is collectable again at exit: native extensions (triton's) report what never is
+atexit.register(gc.unfreeze)
 
 
 @task(name="base-model", cache_policy=NO_CACHE, task_run_name="base-model {name}")
