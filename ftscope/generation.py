@@ -18,6 +18,8 @@ import zlib
 
 import torch
 
+from ftscope import prefix
+
 _NEWLINE_IDS: dict[tuple, list[int]] = {}
 
 
@@ -128,9 +130,14 @@ def _draw(logits: torch.Tensor, u: torch.Tensor | None, temperature: float | Non
 def _decode_batch(model, tokenizer, prompts, seeds, *, max_new_tokens, num_samples, temperature, stops, newlines,
                   stop) -> list[list[str]]:
     device = model.device
-    ids, mask = left_pad(prompts, tokenizer.pad_token_id, device)
+    n = prefix.common_length(prompts)  # k-shot prompts: the demonstrations, computed once (ftscope/prefix.py)
+    n = n if n >= prefix.WORTH else 0
+    past = prefix.cache(model, torch.tensor([prompts[0][:n]], device=device), len(prompts)) if n else None
+    ids, mask = left_pad([p[n:] for p in prompts], tokenizer.pad_token_id, device)
+    mask = torch.cat([mask.new_ones(len(prompts), n), mask], dim=-1)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    step = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    step = model(input_ids=ids, attention_mask=mask, position_ids=positions[:, n:], past_key_values=past,
+                 use_cache=True, logits_to_keep=1)
     cache = step.past_key_values
     uniforms = None
     if temperature is not None:  # [rows, steps]: row (prompt p, sample s) uses prompt p's own generator

@@ -1,19 +1,29 @@
 """Supervised examples: prompt tokens masked out of the loss, target tokens and the end of the answer kept (EOS,
 or the end-of-turn token of a chat template)."""
 
+from ftscope import prefix
 from ftscope.prompts import Prompter, encode_answered, end_of_answer
 
 
 def build_examples(items: list[dict], prompter: Prompter, tokenizer, max_length: int,
                    demos: list[dict] = (), prompt_map: int = 0) -> list[dict]:
     """One example per item: its prompt (after `demos`, FTICL) followed by its target and EOS. Too long
-    an example keeps its end (the target), losing the start of the prompt."""
-    examples, end = [], end_of_answer(tokenizer, prompter.prompt.style)
+    an example keeps its end (the target), losing the start of the prompt. With `demos`, each example also says
+    how many leading tokens all share before any supervised one (`shared`): training computes them once per batch
+    (ftscope/prefix.py)."""
+    examples, end, unsupervised = [], end_of_answer(tokenizer, prompter.prompt.style), []
     for p_ids, a_ids in encode_answered(tokenizer, prompter, items, prompt_map, demos):
         a_ids = a_ids + [end]
         ids = (p_ids + a_ids)[-max_length:]
         n_answer = min(len(a_ids), len(ids))
         examples.append({"input_ids": ids, "labels": [-100] * (len(ids) - n_answer) + ids[-n_answer:]})
+        unsupervised.append(len(ids) - n_answer)
+    if demos and examples:
+        # the token after the prefix must be unsupervised too: the prefix's last logit, which predicts it, is not kept
+        shared = min(prefix.common_length([e["input_ids"] for e in examples]), min(unsupervised) - 1)
+        if shared > 0:
+            for e in examples:
+                e["shared"] = shared
     return examples
 
 

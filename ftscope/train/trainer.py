@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ftscope import prefix
 from ftscope.faults import kill_point
 from ftscope.progress import Progress
 from ftscope.train.config import TrainConfig
@@ -27,7 +28,8 @@ def training_arguments(cfg: TrainConfig, out_dir: str, *, lr: float, seed: int, 
         warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay, seed=seed, data_seed=seed,
         logging_steps=10, report_to=[], use_cpu=on_cpu and deepspeed is None, dataloader_num_workers=0,
         save_strategy="epoch" if cfg.checkpoint_each_epoch else "no", save_total_limit=1,
-        bf16=cfg.bf16 and not on_cpu, deepspeed=deepspeed, disable_tqdm=True, log_level="warning")
+        bf16=cfg.bf16 and not on_cpu, deepspeed=deepspeed, disable_tqdm=True, log_level="warning",
+        remove_unused_columns=False)  # the examples' `shared` reaches the collator
 
 
 def train(model, tokenizer, examples: list[dict], args, resume: bool = False, callbacks: list | None = None,
@@ -35,11 +37,11 @@ def train(model, tokenizer, examples: list[dict], args, resume: bool = False, ca
     """Fit `model` on `examples` in place; returns the Trainer (its model may be DeepSpeed-wrapped).
     `resume`: continue from the newest checkpoint in args.output_dir (a retried cell). `progress` hears the
     steps, epochs and loss."""
-    from transformers import DataCollatorForSeq2Seq, Trainer  # deferred: as above
+    from transformers import DataCollatorForSeq2Seq  # deferred: as above
 
     tokenizer.padding_side = "right"
-    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
-    trainer = Trainer(model=model, args=args, train_dataset=examples, data_collator=collator, callbacks=callbacks)
+    collator = prefix.Collator(DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100))
+    trainer = _trainer()(model=model, args=args, train_dataset=examples, data_collator=collator, callbacks=callbacks)
     quiet(trainer, progress or Progress("training"))
     trainer.train(resume_from_checkpoint=True if resume else None)
     return trainer
@@ -52,6 +54,21 @@ def quiet(trainer, progress: Progress) -> None:
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(_steps_callback()(progress))
+
+
+@cache
+def _trainer():
+    from transformers import Trainer  # deferred: the trainer stack, seconds to import
+
+    class SharedPrefixTrainer(Trainer):
+        """The Trainer, for batches whose rows share a prefix (`prefix_ids`, ftscope/prefix.py): computed once."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if "prefix_ids" in inputs:
+                inputs = prefix.continued(model, inputs)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    return SharedPrefixTrainer
 
 
 @cache
