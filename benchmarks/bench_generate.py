@@ -61,10 +61,10 @@ def demo_case(n_items: int):
     if cfg.reproducible:  # pretrain it (if not cached yet) as `ftscope run` would, under the config's kernel pins
         code = ("from ftscope.config import load_config; from ftscope.models import base_model_path; "
                 "from ftscope.studies import k; cfg = load_config('configs/demo.yaml'); "
-                "base_model_path(cfg.models[0], k.STUDY.load_data(cfg), cfg.cache_dir)")
+                "base_model_path(cfg, cfg.models[0], k.STUDY.load_data(cfg))")
         subprocess.run([sys.executable, "-c", code], env={**os.environ, **pinned_env()}, check=True)
     data = k.STUDY.load_data(cfg)
-    path = base_model_path(cfg.models[0], data, cfg.cache_dir)
+    path = base_model_path(cfg, cfg.models[0], data)
     tok = load_tokenizer(path)
     ds = k.data.the_dataset(data)
     prompter = Prompter(ds.spec, cfg.models[0].prompt, tok)
@@ -117,7 +117,7 @@ def label_case():
 
     cfg = parse_config(yaml.safe_load(Path("configs/smoke-g.yaml").read_text()))
     data = g.STUDY.load_data(cfg)
-    path = base_model_path(cfg.models[0], data, cfg.cache_dir)
+    path = base_model_path(cfg, cfg.models[0], data)
     tok = load_tokenizer(path)
     jobs = []
     for name in cfg.data.test:

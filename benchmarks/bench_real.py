@@ -99,7 +99,7 @@ def main() -> None:
     data = k.STUDY.load_data(cfg)
     model_cfg = cfg.models[0]
     t0 = time.perf_counter()
-    path = base_model_path(model_cfg, data, cfg.cache_dir)
+    path = base_model_path(cfg, model_cfg, data)
     convert_s = time.perf_counter() - t0
     ds = k.data.the_dataset(data)
     tok = load_tokenizer(path)

@@ -57,7 +57,7 @@ def _nothing_to_do(cfg) -> str | None:
 
     store, study = Store(cfg.results_dir, snapshot=True), STUDIES.get(cfg.kind)
     data = study.load_data(cfg)
-    bases = {m.name: local_model(m, data, cfg.cache_dir) or (m.path if m.sandbox is None and not is_gguf(m.path) else None)
+    bases = {m.name: local_model(cfg, m, data) or (m.path if m.sandbox is None and not is_gguf(m.path) else None)
              for m in cfg.models}
     if remaining(cfg, study, data, store, bases) != [] or store.damaged():
         return None
@@ -127,10 +127,9 @@ def _pretrain_early(cfg) -> threading.Thread | None:
 
     def build(model, data):
         from ftscope.models import base_model_path  # deferred: see the module docstring
-        from ftscope.sandbox.pretrain import pretrain_threads  # deferred: see the module docstring
 
         try:
-            base_model_path(model, data, cfg.cache_dir, pretrain_threads(cfg))
+            base_model_path(cfg, model, data)
         except Exception:  # noqa: BLE001 -- the flow's task builds it again and says why
             pass
 

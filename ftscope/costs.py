@@ -9,7 +9,7 @@ from ftscope.engines import open_engine
 from ftscope.models import load_tokenizer
 from ftscope.progress import Progress, terminal_sink
 from ftscope.prompts import encode_all
-from ftscope.sandbox.pretrain import sandbox_model_dir
+from ftscope.sandbox.pretrain import pretrain_threads, sandbox_model_dir
 from ftscope.shards import checkpoint_problem
 from ftscope.sources import resolve
 
@@ -51,14 +51,14 @@ def estimate(samples: float, rates: dict[str, float], gpus: int, how: str) -> st
     return "; ".join(parts) + f" ({how})"
 
 
-def local_model(model_cfg, data, cache_dir: str, complete: bool = True) -> str | None:
-    """The base model's local checkpoint if it exists without any work (no pretraining, no download);
+def local_model(cfg, model_cfg, data, complete: bool = True) -> str | None:
+    """The base model's local checkpoint (of study `cfg`) if it exists without any work (no pretraining, no download);
     `complete=False`: also one whose cache directory is there but damaged."""
     try:
         if model_cfg.sandbox is not None:
-            path = sandbox_model_dir(model_cfg.sandbox, data, cache_dir)
+            path = sandbox_model_dir(model_cfg.sandbox, data, cfg.cache_dir, pretrain_threads(cfg))
         else:
-            path = gguf.converted_dir(model_cfg.path, cache_dir) if gguf.is_gguf(model_cfg.path) else \
+            path = gguf.converted_dir(model_cfg.path, cfg.cache_dir) if gguf.is_gguf(model_cfg.path) else \
                 resolve(model_cfg.path)
     except FileNotFoundError:  # a package that is not installed, a GGUF file that is not there
         return None

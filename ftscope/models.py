@@ -6,7 +6,7 @@ import threading
 import torch
 
 from ftscope import attention, gguf
-from ftscope.sandbox.pretrain import build_sandbox_model
+from ftscope.sandbox.pretrain import build_sandbox_model, pretrain_threads
 from ftscope.sources import PACKAGE, resolve
 
 _LOAD_LOCK = threading.Lock()  # from_pretrained's meta-device init is not thread-safe
@@ -47,13 +47,13 @@ def load_model(path: str, dtype: str = "float32", trust_remote_code: bool = Fals
     return model.eval()
 
 
-def base_model_path(model_cfg, data, cache_dir: str, threads: int = 1) -> str:
-    """The base checkpoint: a hub id or local dir as given, the (cached) dense conversion of a GGUF file, or
-    the (cached) pretrained sandbox model (pretrained with `threads` torch threads)."""
+def base_model_path(cfg, model_cfg, data) -> str:
+    """The base checkpoint of a model of study `cfg`: a hub id or local dir as given, the (cached) dense conversion
+    of a GGUF file, or the (cached) pretrained sandbox model."""
     if model_cfg.sandbox is not None:
-        return build_sandbox_model(model_cfg.sandbox, data, cache_dir, threads)
+        return build_sandbox_model(model_cfg.sandbox, data, cfg.cache_dir, pretrain_threads(cfg))
     if gguf.is_gguf(model_cfg.path):
-        return gguf.dense_checkpoint(model_cfg.path, cache_dir)
+        return gguf.dense_checkpoint(model_cfg.path, cfg.cache_dir)
     return str(resolve(model_cfg.path)) if model_cfg.path.startswith(PACKAGE) else model_cfg.path
 
 

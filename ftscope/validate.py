@@ -81,7 +81,7 @@ def prompt_problems(cfg, study, checkpoints: dict[str, str | None] | None = None
     context, for every model whose tokenizer is at hand (`checkpoints`: the local checkpoints, when known)."""
     data = study.load_data(cfg)
     if checkpoints is None:
-        checkpoints = {m.name: local_model(m, data, cfg.cache_dir) for m in cfg.models}
+        checkpoints = {m.name: local_model(cfg, m, data) for m in cfg.models}
     problems = []
     for m in cfg.models:
         if m.prompt.style != "chat":
@@ -153,7 +153,7 @@ def _cached_model_notes(cfg, study) -> list[str]:
     for m in cfg.models:
         if m.path and gguf.is_gguf(m.path):
             notes.append(f"models.{m.name}: {gguf.conversion_note(m.path, cfg.cache_dir)}")
-        if m.sandbox is not None and (d := local_model(m, data, cfg.cache_dir, complete=False)) is not None \
+        if m.sandbox is not None and (d := local_model(cfg, m, data, complete=False)) is not None \
                 and (problem := checkpoint_problem(Path(d))):
             notes.append(f"warning: models.{m.name}: the cached sandbox model {d} is damaged ({problem}); `ftscope run` "
                          f"moves it to {Path(d).parent / '.quarantine'} and pretrains it again")

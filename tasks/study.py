@@ -17,7 +17,6 @@ from ftscope.plan import PlannedCell, plan_cells
 from ftscope.progress import adding
 from ftscope.report.render import report_dir, write_report
 from ftscope.runs import RunRecord, mark_dead
-from ftscope.sandbox.pretrain import pretrain_threads
 from ftscope.shards import checkpoint_dir
 from ftscope.store import Store
 from ftscope.studies import STUDIES
@@ -59,7 +58,7 @@ atexit.register(gc.unfreeze)
 def base_model_task(cfg, name: str, data) -> tuple[str, str]:
     """(the base checkpoint as configured, its local directory): the sandbox model is pretrained now
     (or read from the cache), a hub id downloaded now, inside a task."""
-    path = base_model_path(cfg.model(name), data, cfg.cache_dir, pretrain_threads(cfg))
+    path = base_model_path(cfg, cfg.model(name), data)
     return path, str(checkpoint_dir(path))
 
 

@@ -65,7 +65,7 @@ def smoke_base(smoke_config):
 
     cfg = load_config(smoke_config)
     data = k.STUDY.load_data(cfg)
-    base = base_model_path(cfg.models[0], data, cfg.cache_dir)
+    base = base_model_path(cfg, cfg.models[0], data)
     levels = k.STUDY.prepare(cfg, cfg.models[0], base, data, Store(cfg.results_dir))
     return cfg, data, base, levels
 
@@ -100,7 +100,7 @@ def smoke_g_base(smoke_g_config):
 
     cfg = load_config(smoke_g_config)
     data = g.STUDY.load_data(cfg)
-    return cfg, data, base_model_path(cfg.models[0], data, cfg.cache_dir)
+    return cfg, data, base_model_path(cfg, cfg.models[0], data)
 
 
 @pytest.fixture(scope="session")

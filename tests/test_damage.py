@@ -75,7 +75,7 @@ def test_a_run_whose_process_died_is_recorded_as_crashed(tmp_path):
 
 def test_a_killed_pretraining_leftover_is_swept_and_a_damaged_cached_model_rebuilt(tmp_path):
     from ftscope.damage import QUARANTINE
-    from ftscope.sandbox.pretrain import sandbox_model_dir
+    from ftscope.sandbox.pretrain import pretrain_threads, sandbox_model_dir
     from ftscope.validate import validate
 
     raw = yaml.safe_load(open("configs/smoke.yaml"))
@@ -88,18 +88,18 @@ def test_a_killed_pretraining_leftover_is_swept_and_a_damaged_cached_model_rebui
     path.write_text(yaml.safe_dump(raw))
     cfg = load_config(path)
     data = k.STUDY.load_data(cfg)
-    model_dir = sandbox_model_dir(cfg.models[0].sandbox, data, cfg.cache_dir)
+    model_dir = sandbox_model_dir(cfg.models[0].sandbox, data, cfg.cache_dir, pretrain_threads(cfg))
     model_dir.parent.mkdir(parents=True)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     leftover = model_dir.with_name(f".{model_dir.name}.{socket.gethostname()}.{gone.pid}.1.tmp")
     (leftover / "trainer").mkdir(parents=True)  # what a pretraining killed mid-way leaves
 
-    assert base_model_path(cfg.models[0], data, cfg.cache_dir) == str(model_dir)
+    assert base_model_path(cfg, cfg.models[0], data) == str(model_dir)
     assert not leftover.exists() and (model_dir / "model.safetensors").is_file()
 
     (model_dir / "model.safetensors").unlink()  # a cache that lost its weights
     _, problems, notes = validate(str(path))
     assert not problems and any(f"the cached sandbox model {model_dir} is damaged (no weights" in n for n in notes)
-    assert base_model_path(cfg.models[0], data, cfg.cache_dir) == str(model_dir)
+    assert base_model_path(cfg, cfg.models[0], data) == str(model_dir)
     assert (model_dir / "model.safetensors").is_file() and len(list((model_dir.parent / QUARANTINE).iterdir())) == 1

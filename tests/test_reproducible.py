@@ -23,11 +23,12 @@ def _build(tmp_path, name):
     raw = yaml.safe_load((ROOT / "configs/smoke.yaml").read_text())
     raw.update(cache_dir=str(tmp_path / name / "cache"), results_dir=str(tmp_path / name / "results"),
                data={"dataset": "sandbox-k", "options": SMALL}, models=[{"name": "tiny", "sandbox": TINY}],
-               mastery={"n_map": 3, "n_sample": 4, "max_new_tokens": 4})
+               mastery={"n_map": 3, "n_sample": 4, "max_new_tokens": 4},
+               threads=torch.get_num_threads())  # pretraining and mastery: as many as OMP says
     (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
     cfg = load_config(tmp_path / f"{name}.yaml")
     data = k.STUDY.load_data(cfg)
-    path = base_model_path(cfg.models[0], data, cfg.cache_dir, threads=torch.get_num_threads())  # as many as OMP says
+    path = base_model_path(cfg, cfg.models[0], data)
     k.STUDY.prepare(cfg, cfg.models[0], path, data, Store(cfg.results_dir))
     mastery = Store(cfg.results_dir).read("mastery").to_pylist()
     return data, load_file(next(Path(path).glob("*.safetensors"))), sorted(mastery, key=lambda r: r["item_id"])
@@ -131,7 +132,7 @@ def test_sandbox_models_pretrained_early_are_the_ones_the_flow_finds(tmp_path):
     """`ftscope run` starts pretraining while the Prefect server starts: the model lands where the flow's task looks
     (the same key), complete, and the task then only reads it."""
     from flows.cli import _pretrain_early
-    from ftscope.sandbox.pretrain import sandbox_model_dir
+    from ftscope.sandbox.pretrain import pretrain_threads, sandbox_model_dir
     from ftscope.shards import checkpoint_problem
 
     raw = yaml.safe_load((ROOT / "configs/smoke.yaml").read_text())
@@ -141,7 +142,7 @@ def test_sandbox_models_pretrained_early_are_the_ones_the_flow_finds(tmp_path):
     cfg = load_config(tmp_path / "early.yaml")
     _pretrain_early(cfg).join()
     data = k.STUDY.load_data(cfg)
-    built = sandbox_model_dir(cfg.models[0].sandbox, data, cfg.cache_dir)
+    built = sandbox_model_dir(cfg.models[0].sandbox, data, cfg.cache_dir, pretrain_threads(cfg))
     assert built.is_dir() and checkpoint_problem(built) is None
     made = built.stat().st_mtime_ns
-    assert base_model_path(cfg.models[0], data, cfg.cache_dir) == str(built) and built.stat().st_mtime_ns == made
+    assert base_model_path(cfg, cfg.models[0], data) == str(built) and built.stat().st_mtime_ns == made

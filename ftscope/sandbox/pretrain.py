@@ -65,26 +65,25 @@ def _vocabulary_texts(data: StudyData):
         yield from dataset_texts(ds)
 
 
-def sandbox_model_dir(spec: SandboxModel, data: StudyData, cache_dir: str) -> Path:
-    """Keyed by the model's spec, its data and the kernels it is pretrained under: a `reproducible: true` run never
-    reuses a model pretrained with other kernels (it would print other numbers)."""
-    return Path(cache_dir) / "models" / f"sandbox-{fingerprint([spec.model_dump(), data.fingerprint, kernels()])}"
+def sandbox_model_dir(spec: SandboxModel, data: StudyData, cache_dir: str, threads: int) -> Path:
+    """Keyed by the model's spec, its data and how it is computed: the kernels it is pretrained under (a
+    `reproducible: true` run never reuses a model pretrained with other kernels: it would print other numbers) and,
+    without the pinned kernels, the thread count too (which then changes the weights)."""
+    how = kernels() if pinned() else {**kernels(), "threads": threads}
+    return Path(cache_dir) / "models" / f"sandbox-{fingerprint([spec.model_dump(), data.fingerprint, how])}"
 
 
 def pretrain_threads(cfg) -> int:
     """The torch threads of each sandbox model's pretraining: the config's threads (default: the cores) shared among
-    the sandbox models, which pretrain side by side. One without the pinned kernels of `reproducible: true`: only
-    with them do the weights not depend on the thread count (the cache key holds the kernels, not the threads)."""
-    if not pinned():
-        return 1
+    the sandbox models, which pretrain side by side."""
     models = sum(m.sandbox is not None for m in cfg.models)
     return max(1, (cfg.threads or len(os.sched_getaffinity(0))) // max(1, models))
 
 
-def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str, threads: int = 1) -> str:
+def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str, threads: int) -> str:
     """Pretrain (or reuse) the sandbox base model; returns its checkpoint directory. Runs that need the
     same model at once pretrain it once: the others wait for the first's lock, then reuse it."""
-    out = sandbox_model_dir(spec, data, cache_dir)
+    out = sandbox_model_dir(spec, data, cache_dir, threads)
     out.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(out.with_name(out.name + ".lock")):
         sweep_temporaries(out)  # a killed pretraining's half-written model
@@ -98,8 +97,9 @@ def build_sandbox_model(spec: SandboxModel, data: StudyData, cache_dir: str, thr
 def _pretrain_apart(spec: SandboxModel, data: StudyData, out: Path, threads: int) -> None:
     """Pretrain in a child process with `threads` threads (`python -m ftscope.sandbox.pretrain`). Base models (a
     family's replicas) then pretrain side by side: on a model this small one thread per model does more than two
-    threads on one model (the demo's three took 140 s each, one after the other, at 75-130% of 2 cores), and with
-    the pinned kernels the weights do not depend on the thread count (tests/test_reproducible.py). The child
+    threads on one model (the demo's three took 140 s each, one after the other, at 75-130% of 2 cores). With the
+    pinned kernels the weights do not depend on the thread count (tests/test_reproducible.py); without them the
+    count is part of the model's key (a lone model, as in the Study G demo, gets all the threads). The child
     inherits the kernel pins from the environment, dies with this process, and prints its progress lines on its
     terminal."""
     import pickle  # deferred: only pretraining starts a child

@@ -97,7 +97,7 @@ def costs(cfg, calibrate: bool = False) -> list[str]:
     for model in cfg.models:
         rates, how = rates_of(cfg, model), "generation.samples_per_second"
         if calibrate:
-            path = local_model(model, data, cfg.cache_dir)
+            path = local_model(cfg, model, data)
             if path is None:
                 lines.append(f"model {model.name}: cannot calibrate before the model exists here (pretrain it "
                              f"with `ftscope run`, or give a local path)")
