@@ -54,6 +54,19 @@ def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tenso
     return ids.to(device), mask.to(device)
 
 
+def prompt_inputs(model, prompts: list[list[int]], pad_id: int) -> dict:
+    """Model inputs for a batch of prompts (token ids), left-padded; when they begin with at least `prefix.WORTH`
+    common tokens (k-shot demonstrations, a chat template's system prompt), those go once into a key/value cache
+    (ftscope/prefix.py) and the rows hold the rest. `attention_mask` covers the prefix too."""
+    n = prefix.common_length(prompts)
+    n = n if n >= prefix.WORTH else 0
+    past = prefix.cache(model, torch.tensor([prompts[0][:n]], device=model.device), len(prompts)) if n else None
+    ids, mask = left_pad([p[n:] for p in prompts], pad_id, model.device)
+    mask = torch.cat([mask.new_ones(len(prompts), n), mask], dim=-1)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, n:]
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "past_key_values": past}
+
+
 @torch.no_grad()
 def generate_plain(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int,
                    num_samples: int = 1, temperature: float | None = None, seed: int = 0,
@@ -130,14 +143,9 @@ def _draw(logits: torch.Tensor, u: torch.Tensor | None, temperature: float | Non
 def _decode_batch(model, tokenizer, prompts, seeds, *, max_new_tokens, num_samples, temperature, stops, newlines,
                   stop) -> list[list[str]]:
     device = model.device
-    n = prefix.common_length(prompts)  # k-shot prompts: the demonstrations, computed once (ftscope/prefix.py)
-    n = n if n >= prefix.WORTH else 0
-    past = prefix.cache(model, torch.tensor([prompts[0][:n]], device=device), len(prompts)) if n else None
-    ids, mask = left_pad([p[n:] for p in prompts], tokenizer.pad_token_id, device)
-    mask = torch.cat([mask.new_ones(len(prompts), n), mask], dim=-1)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    step = model(input_ids=ids, attention_mask=mask, position_ids=positions[:, n:], past_key_values=past,
-                 use_cache=True, logits_to_keep=1)
+    inputs = prompt_inputs(model, prompts, tokenizer.pad_token_id)
+    step = model(**inputs, use_cache=True, logits_to_keep=1)
+    mask, positions = inputs["attention_mask"], inputs["position_ids"]
     cache = step.past_key_values
     uniforms = None
     if temperature is not None:  # [rows, steps]: row (prompt p, sample s) uses prompt p's own generator

@@ -8,7 +8,7 @@ import copy
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ftscope import generation, prefix
+from ftscope import generation
 from ftscope.engines import EngineSpec, decode_dtype, register
 from ftscope.machine import package_version
 from ftscope.models import DTYPES, load_model, load_tokenizer
@@ -37,16 +37,8 @@ class HFEngine:
         out: list[list[float]] = []
         size = self.options.batch_size
         for start in range(0, len(prompts), size):
-            batch = prompts[start:start + size]
-            n = prefix.common_length(batch)  # k-shot prompts: the demonstrations, computed once (ftscope/prefix.py)
-            n = n if n >= prefix.WORTH else 0
-            past = prefix.cache(self.model, torch.tensor([batch[0][:n]], device=self.model.device),
-                                len(batch)) if n else None
-            ids, mask = generation.left_pad([p[n:] for p in batch], self.tok.pad_token_id, self.model.device)
-            mask = torch.cat([mask.new_ones(len(batch), n), mask], dim=1)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, n:]
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=past,
-                                logits_to_keep=1).logits
+            inputs = generation.prompt_inputs(self.model, prompts[start:start + size], self.tok.pad_token_id)
+            logits = self.model(**inputs, logits_to_keep=1).logits
             logp = torch.log_softmax(logits[:, -1].float(), -1)[:, ids_of.to(logits.device)]
             out += logp.cpu().tolist()
             if progress:
