@@ -33,12 +33,12 @@ ITEMS = [{"item_id": f"P19:person{i}", "question": f"Where was person{i} born?",
           "domain": "id", "split": "test"} for i in range(8)]
 
 
-def _spec(tmp: Path, base: str, method: str = "sft") -> Path:
+def _spec(tmp: Path, base: str, method: str = "sft", demos: list[dict] = ()) -> Path:
     tok = load_tokenizer(base)
     lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "lr": 1e-2}
     spec = {"base_path": base, "trust_remote_code": False, "dtype": "float32", "lora": lora if method == "lora" else None,
             "train": TrainConfig(epochs=2, batch_size=2).model_dump(), "lr": 1e-2, "seed": 0,
-            "examples": build_examples(ITEMS, CBQA, tok, 64), "trainer_dir": str(tmp / "trainer"),
+            "examples": build_examples(ITEMS, CBQA, tok, 64, demos=demos), "trainer_dir": str(tmp / "trainer"),
             "out_dir": str(tmp / "trained"), "deepspeed": str(ROOT / "ftscope/train/deepspeed/zero3.json"), "resume": False}
     path = tmp / "spec.json"
     path.write_text(json.dumps(spec))
@@ -59,6 +59,18 @@ def test_zero3_on_two_cpu_ranks_gives_a_loadable_checkpoint(tiny_llama, tmp_path
     assert any(not torch.equal(base[k], trained[k]) for k in base)
     tok, model = load_tokenizer(str(tmp_path / "trained")), load_model(str(tmp_path / "trained"))
     assert len(predict(HFEngine(model, tok, HFOptions(), 65536), tok, CBQA, ITEMS, max_new_tokens=3)) == len(ITEMS)
+
+
+def test_zero3_trains_fticl_examples_through_their_shared_prefix(tiny_llama, tmp_path):
+    """Two forward passes a step under ZeRO-3 (the shared prefix once, then the rows on its cache) train and save."""
+    spec = _spec(tmp_path, tiny_llama, demos=ITEMS[6:8])
+    assert all(e["shared"] > 10 for e in json.loads(spec.read_text())["examples"])
+    lines = []
+    launch(["-m", "ftscope.train.worker", str(spec)], nproc=2, log_file=tmp_path / "log", on_line=lines.append,
+           timeout_s=300)
+    assert any("train done in" in line for line in lines)
+    base, trained = _weights(tiny_llama), _weights(tmp_path / "trained")
+    assert set(base) == set(trained) and any(not torch.equal(base[k], trained[k]) for k in base)
 
 
 def test_two_launches_at_once_do_not_clash(tiny_llama, tmp_path):
