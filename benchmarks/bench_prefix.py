@@ -2,6 +2,7 @@
 and data: FTICL training (sbx-nli-people at k=5, the demo's longest demonstrations), k-shot label scoring and k-shot
 generation (sbx-nli-people at k=5, sbx-news at k=2; prompt map 0). Each case runs both ways, alternating, `--repeats`
 times: min / median / max seconds, the ratio of the medians, and whether the two ways agree (labels picked, answers).
+A training leg's time includes loading the base model afresh (the same small cost in both ways).
 
 Usage: python benchmarks/bench_prefix.py [--train-items 160] [--repeats 3]   (writes docs/benchmarks.md; pretrains the
 demo's model first if `ftscope run configs/demo-g.yaml` has not run: about 4 minutes)
